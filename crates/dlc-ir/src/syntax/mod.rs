@@ -1,0 +1,1 @@
+//! The `.ir` text language (filled in by the parser work).
