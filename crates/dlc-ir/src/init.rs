@@ -203,6 +203,16 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Whether dropout keeps element `index` under `seed` when dropping with probability `p`.
+///
+/// The decision hashes `(seed, index)` with [`mix64`] and compares 24 random bits
+/// (exact in f32) against `p`, so the interpreter and the JIT draw identical masks.
+pub fn dropout_keep(seed: u64, index: u64, p: f32) -> bool {
+    let h = mix64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index.wrapping_add(1));
+    let u = (h >> 40) as f32 * (1.0 / (1u32 << 24) as f32);
+    u >= p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +240,13 @@ mod tests {
         assert!(Init::from_call("uniform", &[1.0, 0.0]).is_err());
         assert!(Init::from_call("gaussian", &[]).is_err());
         assert_eq!(Init::from_call("constant", &[2.5]), Ok(Init::Constant(2.5)));
+    }
+
+    #[test]
+    fn dropout_mask_has_the_right_rate() {
+        let kept = (0..100_000).filter(|&i| dropout_keep(42, i, 0.3)).count();
+        assert!((kept as f64 / 1e5 - 0.7).abs() < 0.01, "{kept}");
+        assert!((0..1000).all(|i| dropout_keep(1, i, 0.0)));
     }
 
     #[test]
