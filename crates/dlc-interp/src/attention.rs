@@ -20,9 +20,7 @@ pub(crate) fn attend<F: Float>(
     let mut out = Array2::zeros((l, ev));
     for i in 0..l {
         let keys = if causal { (i + 1).min(s_len) } else { s_len };
-        let scores: Vec<F> = (0..keys)
-            .map(|j| dot(q.row(i), k.row(j)) * scale)
-            .collect();
+        let scores: Vec<F> = (0..keys).map(|j| dot(q.row(i), k.row(j)) * scale).collect();
         let m = scores.iter().fold(F::neg_infinity(), |m, &x| nan_max(m, x));
         let weights: Vec<F> = scores.iter().map(|&x| (x - m).exp()).collect();
         let total: F = weights.iter().copied().sum();
@@ -80,7 +78,9 @@ pub(crate) fn multi_head<F: Float>(heads: usize, causal: bool, args: &[&Value<F>
     let (out_w, out_b) = (as2(float(args[5])?)?, as1(float(args[6])?)?);
     let (l, n, e) = (query.shape()[0], query.shape()[1], query.shape()[2]);
     if heads == 0 || e % heads != 0 {
-        return Err(format!("heads = {heads} must divide the embedding size {e}"));
+        return Err(format!(
+            "heads = {heads} must divide the embedding size {e}"
+        ));
     }
     let d = e / heads;
     let scale = F::one() / c::<F>(d as f64).sqrt();
@@ -93,13 +93,31 @@ pub(crate) fn multi_head<F: Float>(heads: usize, causal: bool, args: &[&Value<F>
     };
     let mut out = ndarray::Array3::<F>::zeros((l, n, e));
     for b in 0..n {
-        let qp = linear(seq(query, b)?.view(), in_w.slice(s![0..e, ..]), in_b.slice(s![0..e]));
-        let kp = linear(seq(key, b)?.view(), in_w.slice(s![e..2 * e, ..]), in_b.slice(s![e..2 * e]));
-        let vp = linear(seq(value, b)?.view(), in_w.slice(s![2 * e.., ..]), in_b.slice(s![2 * e..]));
+        let qp = linear(
+            seq(query, b)?.view(),
+            in_w.slice(s![0..e, ..]),
+            in_b.slice(s![0..e]),
+        );
+        let kp = linear(
+            seq(key, b)?.view(),
+            in_w.slice(s![e..2 * e, ..]),
+            in_b.slice(s![e..2 * e]),
+        );
+        let vp = linear(
+            seq(value, b)?.view(),
+            in_w.slice(s![2 * e.., ..]),
+            in_b.slice(s![2 * e..]),
+        );
         let mut concat = Array2::<F>::zeros((l, e));
         for h in 0..heads {
             let cols = s![.., h * d..(h + 1) * d];
-            let o = attend(qp.slice(cols), kp.slice(cols), vp.slice(cols), scale, causal);
+            let o = attend(
+                qp.slice(cols),
+                kp.slice(cols),
+                vp.slice(cols),
+                scale,
+                causal,
+            );
             concat.slice_mut(cols).assign(&o);
         }
         let y = linear(concat.view(), out_w, out_b);

@@ -85,7 +85,9 @@ pub(crate) fn conv_transpose<F: Float>(a: &ConvTransposeAttrs, args: &[&Value<F>
         }
         out_shape.push(full - crop);
     }
-    let mut out = ArrayD::from_shape_fn(IxDyn(&out_shape), |idx| b.map_or(F::zero(), |b| b[[idx[1]]]));
+    let mut out = ArrayD::from_shape_fn(IxDyn(&out_shape), |idx| {
+        b.map_or(F::zero(), |b| b[[idx[1]]])
+    });
     let kernel = IxDyn(&w.shape()[2..]);
     let (mut oi, mut wi) = (vec![0usize; sp + 2], vec![0usize; sp + 2]);
     for (xi, &xv) in x.indexed_iter() {

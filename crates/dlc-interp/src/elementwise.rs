@@ -67,11 +67,7 @@ pub(crate) fn leaky_relu<F: Float>(alpha: f64) -> impl Fn(F) -> F {
 pub(crate) fn elu<F: Float>(alpha: f64) -> impl Fn(F) -> F {
     let alpha = c::<F>(alpha);
     move |x| {
-        if x > F::zero() {
-            x
-        } else {
-            alpha * x.exp_m1()
-        }
+        if x > F::zero() { x } else { alpha * x.exp_m1() }
     }
 }
 
@@ -132,7 +128,9 @@ pub(crate) fn binary<F: Float>(op: BinaryOp, a: &Value<F>, b: &Value<F>) -> OpRe
             Value::Bool(zip_broadcast(x, y, |p, q| compare(op, p, q))?)
         }
         (Value::Int(x), Value::Int(y)) if int_arith(op, 0, 0).is_some() => {
-            Value::Int(zip_broadcast(x, y, |p, q| int_arith(op, p, q).unwrap_or(0))?)
+            Value::Int(zip_broadcast(x, y, |p, q| {
+                int_arith(op, p, q).unwrap_or(0)
+            })?)
         }
         (Value::Bool(x), Value::Bool(y)) => match op {
             BinaryOp::And => Value::Bool(zip_broadcast(x, y, |p, q| p && q)?),
@@ -179,7 +177,13 @@ pub(crate) fn select<F: Float>(cond: &Value<F>, a: &Value<F>, b: &Value<F>) -> O
         (Value::Float(x), Value::Float(y)) => Value::Float(pick(cond, x, y, &shape)?),
         (Value::Int(x), Value::Int(y)) => Value::Int(pick(cond, x, y, &shape)?),
         (Value::Bool(x), Value::Bool(y)) => Value::Bool(pick(cond, x, y, &shape)?),
-        _ => return Err(format!("branches {} and {} differ in dtype", a.ty(), b.ty())),
+        _ => {
+            return Err(format!(
+                "branches {} and {} differ in dtype",
+                a.ty(),
+                b.ty()
+            ));
+        }
     };
     Ok(vec![v])
 }
@@ -196,7 +200,9 @@ pub(crate) fn cast<F: Float>(x: &Value<F>, to: DType) -> OpResult<F> {
         (Value::Int(a), DType::F32) => Value::Float(a.mapv(F::cast_i64)),
         (Value::Int(a), DType::I64) => Value::Int(a.clone()),
         (Value::Int(a), DType::Bool) => Value::Bool(a.mapv(|v| v != 0)),
-        (Value::Bool(a), DType::F32) => Value::Float(a.mapv(|v| if v { F::one() } else { F::zero() })),
+        (Value::Bool(a), DType::F32) => {
+            Value::Float(a.mapv(|v| if v { F::one() } else { F::zero() }))
+        }
         (Value::Bool(a), DType::I64) => Value::Int(a.mapv(i64::from)),
         (Value::Bool(a), DType::Bool) => Value::Bool(a.clone()),
     };
@@ -223,5 +229,7 @@ pub(crate) fn dropout<F: Float>(x: &Value<F>, p: f64, seed: u64, training: bool)
             }
         })
         .collect();
-    Ok(vec![Value::Float(ArrayD::from_shape_vec(IxDyn(a.shape()), data).map_err(|e| e.to_string())?)])
+    Ok(vec![Value::Float(
+        ArrayD::from_shape_vec(IxDyn(a.shape()), data).map_err(|e| e.to_string())?,
+    )])
 }

@@ -5,7 +5,9 @@ use dlc_tensor::{Env, Value};
 
 use crate::array::{OpResult, arg, from_vec};
 use crate::float::Float;
-use crate::{attention, conv, elementwise as ew, linalg, loss, norm, pool, recurrent, reduce, shape};
+use crate::{
+    attention, conv, elementwise as ew, linalg, loss, norm, pool, recurrent, reduce, shape,
+};
 
 /// Evaluates `node` on its operand values. Sources read `inputs`/`params` (already
 /// checked against the graph) or their constant data.
@@ -34,7 +36,11 @@ pub(crate) fn eval_node<F: Float>(
         Op::ConvTranspose(c) => conv::conv_transpose(c, args),
         Op::Pool(p) => pool::pool(p, a(0)?),
         Op::GlobalAvgPool => pool::global_avg_pool(a(0)?),
-        Op::Reduce { kind, axes, keepdim } => reduce::reduce(*kind, axes, *keepdim, a(0)?),
+        Op::Reduce {
+            kind,
+            axes,
+            keepdim,
+        } => reduce::reduce(*kind, axes, *keepdim, a(0)?),
         Op::ArgMax { axis, keepdim } => reduce::argmax(*axis, *keepdim, a(0)?),
         Op::Softmax { axis } => reduce::softmax(*axis, false, a(0)?),
         Op::LogSoftmax { axis } => reduce::softmax(*axis, true, a(0)?),
@@ -70,7 +76,10 @@ fn source<F: Float>(env: &Env<F>, name: &str, what: &str) -> OpResult<F> {
 /// A constant's data as a value of `shape` (floats cast from f64 to `F`).
 fn constant<F: Float>(value: &ConstValue, shape: &[usize]) -> OpResult<F> {
     let v = match value {
-        ConstValue::Float(d) => Value::Float(from_vec(shape, d.iter().map(|&x| F::cast_f64(x)).collect())?),
+        ConstValue::Float(d) => Value::Float(from_vec(
+            shape,
+            d.iter().map(|&x| F::cast_f64(x)).collect(),
+        )?),
         ConstValue::Int(d) => Value::Int(from_vec(shape, d.clone())?),
         ConstValue::Bool(d) => Value::Bool(from_vec(shape, d.clone())?),
     };

@@ -62,7 +62,11 @@ pub enum InterpError {
 }
 
 /// Runs the graph forward; returns every graph output by its output name.
-pub fn run<F: Float>(graph: &Graph, inputs: &Env<F>, params: &Env<F>) -> Result<Env<F>, InterpError> {
+pub fn run<F: Float>(
+    graph: &Graph,
+    inputs: &Env<F>,
+    params: &Env<F>,
+) -> Result<Env<F>, InterpError> {
     let results = run_all(graph, inputs, params)?;
     let mut env = Env::new();
     for out in graph.outputs() {

@@ -47,7 +47,10 @@ pub(crate) fn matmul<F: Float>(a: &Value<F>, b: &Value<F>) -> OpResult<F> {
     let bv = broadcast_view(b, &[&batch[..], &[k, n]].concat())?;
     let mut data = Vec::with_capacity(batch.iter().product::<usize>() * m * n);
     for idx in ndarray::indices(IxDyn(&batch)) {
-        let (x, y) = (batch_matrix(&av, idx.slice())?, batch_matrix(&bv, idx.slice())?);
+        let (x, y) = (
+            batch_matrix(&av, idx.slice())?,
+            batch_matrix(&bv, idx.slice())?,
+        );
         data.extend(mm(x, y).iter().copied());
     }
     let shape = [&batch[..], &[m, n]].concat();

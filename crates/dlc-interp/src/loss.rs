@@ -12,7 +12,9 @@ pub(crate) fn mse<F: Float>(pred: &Value<F>, target: &Value<F>) -> OpResult<F> {
         return Err("prediction and target differ in shape".into());
     }
     let sum: F = p.iter().zip(t).map(|(&a, &b)| (a - b) * (a - b)).sum();
-    Ok(vec![Value::Float(scalar(sum / F::cast_i64(p.len() as i64)))])
+    Ok(vec![Value::Float(scalar(
+        sum / F::cast_i64(p.len() as i64),
+    ))])
 }
 
 /// `mean_n(logsumexp(logits[n]) - logits[n, labels[n]])` with the row maximum
@@ -34,5 +36,7 @@ pub(crate) fn cross_entropy<F: Float>(logits: &Value<F>, labels: &Value<F>) -> O
         let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<F>().ln();
         total += lse - row[label as usize];
     }
-    Ok(vec![Value::Float(scalar(total / F::cast_i64(y.len() as i64)))])
+    Ok(vec![Value::Float(scalar(
+        total / F::cast_i64(y.len() as i64),
+    ))])
 }

@@ -46,7 +46,11 @@ pub(crate) fn pool<F: Float>(a: &PoolAttrs, x: &Value<F>) -> OpResult<F> {
         match a.kind {
             PoolKind::Max => max,
             PoolKind::Avg { count_include_pad } => {
-                let divisor = if count_include_pad { window_size } else { count };
+                let divisor = if count_include_pad {
+                    window_size
+                } else {
+                    count
+                };
                 sum / F::cast_i64(divisor.max(1) as i64)
             }
         }

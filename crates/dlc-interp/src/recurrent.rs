@@ -82,7 +82,11 @@ pub(crate) fn recurrent<F: Float>(
         return Err(format!("takes {} operands, got {}", 5 + states, args.len()));
     }
     let mut h = owned2(args[1])?;
-    let mut c = if states == 2 { Some(owned2(args[2])?) } else { None };
+    let mut c = if states == 2 {
+        Some(owned2(args[2])?)
+    } else {
+        None
+    };
     let wa = &args[1 + states..];
     let w = Weights {
         w_ih: as2(float(wa[0])?)?,
@@ -156,7 +160,9 @@ pub(crate) fn grid_lstm<F: Float>(args: &[&Value<F>]) -> OpResult<F> {
         for (j, d1) in dir1.iter_mut().enumerate() {
             let xij = x.index_axis(Axis(0), i);
             let xij = xij.index_axis(Axis(0), j);
-            let xij = xij.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
+            let xij = xij
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| e.to_string())?;
             let z = ndarray::concatenate(Axis(1), &[xij, d1.0.view(), dir2.0.view()])
                 .map_err(|e| e.to_string())?;
             let new1 = grid_direction(&z, w1, b1, &d1.1);

@@ -65,7 +65,10 @@ pub(crate) fn argmax<F: Float>(axis: usize, keepdim: bool, x: &Value<F>) -> OpRe
         best as i64
     });
     let shape = reduced_shape(x.shape(), &[axis], keepdim);
-    Ok(vec![Value::Int(from_vec(&shape, best.iter().copied().collect())?)])
+    Ok(vec![Value::Int(from_vec(
+        &shape,
+        best.iter().copied().collect(),
+    )?)])
 }
 
 fn check_axis<F>(axis: usize, x: &ArrayD<F>) -> Result<(), String> {

@@ -38,7 +38,10 @@ pub(crate) fn transpose<F: Float>(perm: &[usize], x: &Value<F>) -> OpResult<F> {
                 .iter()
                 .all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
         if !valid {
-            return Err(format!("{perm:?} is not a permutation of {} axes", a.ndim()));
+            return Err(format!(
+                "{perm:?} is not a permutation of {} axes",
+                a.ndim()
+            ));
         }
         Ok(standard(a.view().permuted_axes(IxDyn(perm))))
     }
@@ -47,7 +50,9 @@ pub(crate) fn transpose<F: Float>(perm: &[usize], x: &Value<F>) -> OpResult<F> {
 
 /// Numpy broadcast to `shape`.
 pub(crate) fn broadcast_to<F: Float>(shape: &[usize], x: &Value<F>) -> OpResult<F> {
-    Ok(vec![each_dtype!(x, |a| standard(broadcast_view(a, shape)?))])
+    Ok(vec![each_dtype!(x, |a| standard(broadcast_view(
+        a, shape
+    )?))])
 }
 
 /// Joins the operands along `axis` (all of one dtype).
@@ -76,7 +81,10 @@ pub(crate) fn slice<F: Float>(ranges: &[SliceRange], x: &Value<F>) -> OpResult<F
                 .zip(a.shape())
                 .all(|(r, &d)| r.step > 0 && r.start < r.end && r.end <= d);
         if !fits {
-            return Err(format!("ranges {ranges:?} do not fit shape {:?}", a.shape()));
+            return Err(format!(
+                "ranges {ranges:?} do not fit shape {:?}",
+                a.shape()
+            ));
         }
         let view = a.slice_each_axis(|ax| {
             let r = ranges[ax.axis.index()];
@@ -93,7 +101,10 @@ pub(crate) fn gather<F: Float>(axis: usize, x: &Value<F>, indices: &Value<F>) ->
     let idx = int(indices)?;
     let shape = x.shape();
     if axis >= shape.len() {
-        return Err(format!("axis {axis} is out of range for rank {}", shape.len()));
+        return Err(format!(
+            "axis {axis} is out of range for rank {}",
+            shape.len()
+        ));
     }
     let dim = shape[axis];
     let mut flat = Vec::with_capacity(idx.len());
@@ -107,7 +118,12 @@ pub(crate) fn gather<F: Float>(axis: usize, x: &Value<F>, indices: &Value<F>) ->
         flat.push(i as usize);
     }
     let out_shape = [&shape[..axis], idx.shape(), &shape[axis + 1..]].concat();
-    fn go<T: Clone>(a: &ArrayD<T>, axis: usize, flat: &[usize], out: &[usize]) -> Result<ArrayD<T>, String> {
+    fn go<T: Clone>(
+        a: &ArrayD<T>,
+        axis: usize,
+        flat: &[usize],
+        out: &[usize],
+    ) -> Result<ArrayD<T>, String> {
         let picked = a.select(Axis(axis), flat);
         from_vec(out, picked.iter().cloned().collect())
     }
