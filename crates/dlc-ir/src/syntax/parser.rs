@@ -196,6 +196,7 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let st = t.span;
+            let st_col = self.col(self.pos);
             match self.stmt() {
                 Ok(stmt) => {
                     let end = self.toks[self.pos.saturating_sub(1)].span;
@@ -213,12 +214,12 @@ impl<'a> Parser<'a> {
                             expected("end of line", t)
                                 .with_note("each statement goes on its own line"),
                         );
-                        self.resync();
+                        self.resync(st_col);
                     }
                 }
                 Err(d) => {
                     self.diags.push(d);
-                    self.resync();
+                    self.resync(st_col);
                 }
             }
         }
@@ -248,8 +249,20 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Skips to the start of the next statement.
-    fn resync(&mut self) {
+    /// The column (in bytes) of token `idx` within its line.
+    fn col(&self, idx: usize) -> usize {
+        let line_start = self.toks[..idx]
+            .iter()
+            .rev()
+            .find(|t| t.tok == Tok::Newline)
+            .map_or(0, |t| t.span.end);
+        self.toks[idx].span.start.saturating_sub(line_start)
+    }
+
+    /// Skips to the start of the next statement: the next line end outside
+    /// brackets, or (when a bracket was left open) the next line that starts no
+    /// deeper than the broken statement did.
+    fn resync(&mut self, stmt_col: usize) {
         self.parens = 0;
         self.depth = 0;
         loop {
@@ -258,6 +271,14 @@ impl<'a> Parser<'a> {
                 Tok::Eof => return,
                 Tok::RBrace if t.depth == 0 => return,
                 Tok::Newline if t.depth == 0 => return,
+                Tok::Newline => {
+                    let next = &self.toks[self.pos + 1];
+                    let starts_stmt = matches!(next.tok, Tok::Ident { .. } | Tok::RBrace);
+                    if starts_stmt && self.col(self.pos + 1) <= stmt_col {
+                        return;
+                    }
+                    self.pos += 1;
+                }
                 _ => self.pos += 1,
             }
         }
