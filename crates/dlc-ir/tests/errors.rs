@@ -114,7 +114,7 @@ fn bad_attribute_values() {
     expect(
         &model("  input x: f32[1, 1, 4, 4]\n  y = max_pool2d(x, kernel=[2, 2, 2])\n"),
         "expected 1 or 2 values (one per spatial dim), got 3",
-        "3:29",
+        "3:28",
     );
     expect(
         &model("  input x: f32[2, 3]\n  y = clamp(x)\n"),
@@ -291,7 +291,7 @@ fn const_and_param_errors() {
     expect(&model("  const c: i64 = 1.5\n"), "a i64 constant needs integers", "2:18");
     let d = expect(&model("  param w: f32[2] = glorot_unifrom\n"), "unknown initialiser `glorot_unifrom`", "2:21");
     assert!(notes(&d).contains("did you mean `glorot_uniform`?"));
-    expect(&model("  param w: f32[2] = normal(0)\n"), "initialiser `normal` takes 2 argument(s)", "2:22");
+    expect(&model("  param w: f32[2] = normal(0)\n"), "initialiser `normal` takes 2 argument(s)", "2:21");
     expect(&model("  param w: f32[2]\n"), "expected `=` and an initialiser", "2:19");
 }
 
