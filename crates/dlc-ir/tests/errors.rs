@@ -292,7 +292,7 @@ fn const_and_param_errors() {
     let d = expect(&model("  param w: f32[2] = glorot_unifrom\n"), "unknown initialiser `glorot_unifrom`", "2:21");
     assert!(notes(&d).contains("did you mean `glorot_uniform`?"));
     expect(&model("  param w: f32[2] = normal(0)\n"), "initialiser `normal` takes 2 argument(s)", "2:21");
-    expect(&model("  param w: f32[2]\n"), "expected `=` and an initialiser", "2:19");
+    expect(&model("  param w: f32[2]\n"), "expected `=` and an initialiser", "2:18");
 }
 
 #[test]
