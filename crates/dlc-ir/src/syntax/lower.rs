@@ -170,7 +170,10 @@ pub(super) fn lower(
         "flatten" => {
             let a = cx.check(at.int("axis"))?;
             let x = shape(cx, 0);
-            let Some(axis) = normalize_axis(a, x.len() + 1) else {
+            // ONNX semantics: axis in -rank..=rank, negative counts from the end.
+            let r = x.len() as i64;
+            let norm = if a < 0 { a.checked_add(r) } else { Some(a) };
+            let Some(axis) = norm.filter(|a| (0..=r).contains(a)).map(|a| a as usize) else {
                 let s = at.get("axis").map_or(span, |v| v.span);
                 return cx.fail(
                     Diagnostic::new(
