@@ -1,0 +1,460 @@
+//! What is known about every value of a graph: a practical range, an estimate of
+//! the absolute floating-point error an f32 implementation may carry, and whether
+//! every backend computes it bit-identically.
+//!
+//! One analysis serves both the generator (which keeps operands of `log`, `exp`,
+//! `div`, ... in their safe domains and magnitudes bounded) and [`tolerance`]
+//! (which turns the error estimate of an output into a comparison tolerance).
+//! The per-op rules are in this module (elementwise), [`layers`] (linear maps,
+//! windows, reductions, normalisation, losses) and [`seq`] (recurrent layers and
+//! attention); the crate documentation explains the model.
+//!
+//! [`tolerance`]: crate::tolerance
+
+mod layers;
+mod seq;
+
+use dlc_ir::init::fans;
+use dlc_ir::{BinaryOp, ConstValue, DType, Graph, Init, NodeId, Op, TensorType, UnaryOp};
+
+/// One unit in the last place of an f32 near 1 (2^-23).
+pub(crate) const EPS: f64 = f32::EPSILON as f64;
+
+/// Error of vectorised polynomial `exp`, in ulps (relative).
+pub(crate) const ULP_EXP: f64 = 4.0;
+/// Error of `log`, `tanh`, `sigmoid`, in ulps of `max(|result|, 1)`.
+pub(crate) const ULP_TRANSC: f64 = 4.0;
+/// Error of `gelu` (both forms) and `softplus`: composites of two approximations.
+pub(crate) const ULP_COMPOSITE: f64 = 8.0;
+/// Error of `rsqrt` and division (reciprocal estimate plus Newton step), relative.
+pub(crate) const ULP_RECIP: f64 = 2.0;
+/// Error of `pow` (`exp(b * log a)`), relative, before the amplification by `|b log a|`.
+pub(crate) const ULP_POW: f64 = 8.0;
+
+/// The smallest operand magnitude assumed where a domain excludes zero (a foreign
+/// graph may not keep operands away from it; the resulting estimates are huge, not NaN).
+const TINY: f64 = 1e-6;
+
+/// Range, error estimate and exactness of one value.
+///
+/// `lo..=hi` is a *practical* range: exact interval arithmetic for elementwise ops,
+/// but sums of `n` products are bounded by `n·mean + 2·sqrt(n)·max|term|` rather than
+/// the worst case. A positive `lo` is always a true bound (the generator relies on
+/// it to keep `log`, `sqrt` and denominators safe). For i64 and bool values the
+/// range is the true integer range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Fact {
+    /// Lower end of the practical range.
+    pub lo: f64,
+    /// Upper end of the practical range.
+    pub hi: f64,
+    /// Estimated absolute error of an f32 implementation against exact arithmetic.
+    pub err: f64,
+    /// Every backend (f32 or f64) computes the value bit-identically: it is a source
+    /// or obtained from sources by value-selecting ops only (neg, abs, relu, max,
+    /// min, clamp to f32 bounds, layout, gather, max pooling, casts of small ints).
+    pub exact: bool,
+}
+
+impl Fact {
+    /// An exactly known range (sources, integers, booleans).
+    pub fn exact(lo: f64, hi: f64) -> Fact {
+        Fact {
+            lo,
+            hi,
+            err: 0.0,
+            exact: true,
+        }
+    }
+
+    /// A computed value with a rounding error `err`.
+    pub fn approx(lo: f64, hi: f64, err: f64) -> Fact {
+        Fact {
+            lo: lo.min(hi),
+            hi: hi.max(lo),
+            err,
+            exact: false,
+        }
+    }
+
+    /// The largest magnitude in the range.
+    pub fn m(&self) -> f64 {
+        self.lo.abs().max(self.hi.abs())
+    }
+
+    /// The midpoint, taken as the mean of the value's elements.
+    pub fn mid(&self) -> f64 {
+        0.5 * (self.lo + self.hi)
+    }
+
+    /// The union of two ranges, the larger error, exact if both are.
+    pub fn union(&self, o: &Fact) -> Fact {
+        Fact {
+            lo: self.lo.min(o.lo),
+            hi: self.hi.max(o.hi),
+            err: self.err.max(o.err),
+            exact: self.exact && o.exact,
+        }
+    }
+
+    /// The range widened to include zero (padding).
+    pub fn with_zero(&self) -> Fact {
+        Fact {
+            lo: self.lo.min(0.0),
+            hi: self.hi.max(0.0),
+            ..*self
+        }
+    }
+
+    /// The same range, no longer exact, with error `err`.
+    pub fn reerr(&self, err: f64) -> Fact {
+        Fact::approx(self.lo, self.hi, err)
+    }
+
+    /// Applies a monotone non-decreasing function to the range.
+    fn map_up(&self, f: impl Fn(f64) -> f64) -> (f64, f64) {
+        (f(self.lo), f(self.hi))
+    }
+}
+
+/// The product interval of two ranges.
+pub(crate) fn mul_range(a: &Fact, b: &Fact) -> (f64, f64) {
+    let p = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi];
+    let lo = p.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+/// `a + b` (elementwise, one rounding).
+pub(crate) fn add(a: &Fact, b: &Fact) -> Fact {
+    let (lo, hi) = (a.lo + b.lo, a.hi + b.hi);
+    Fact::approx(lo, hi, a.err + b.err + EPS * lo.abs().max(hi.abs()))
+}
+
+/// `a * b` (elementwise, one rounding).
+pub(crate) fn mul(a: &Fact, b: &Fact) -> Fact {
+    let (lo, hi) = mul_range(a, b);
+    let err = a.err * b.m() + b.err * a.m() + a.err * b.err + EPS * lo.abs().max(hi.abs());
+    Fact::approx(lo, hi, err)
+}
+
+/// A smooth unary function with Lipschitz bound `lip` over the range, rounding
+/// error `round` (absolute).
+fn smooth(x: &Fact, (lo, hi): (f64, f64), lip: f64, round: f64) -> Fact {
+    Fact::approx(lo, hi, lip * x.err + round)
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// Facts of a unary op.
+pub(crate) fn unary(u: UnaryOp, x: &Fact) -> Fact {
+    let floor1 = |m: f64| m.max(1.0);
+    match u {
+        UnaryOp::Neg => Fact {
+            lo: -x.hi,
+            hi: -x.lo,
+            ..*x
+        },
+        UnaryOp::Abs => {
+            let lo = if x.lo <= 0.0 && x.hi >= 0.0 {
+                0.0
+            } else {
+                x.lo.abs().min(x.hi.abs())
+            };
+            Fact {
+                lo,
+                hi: x.m(),
+                ..*x
+            }
+        }
+        UnaryOp::Relu => Fact {
+            lo: x.lo.max(0.0),
+            hi: x.hi.max(0.0),
+            ..*x
+        },
+        UnaryOp::Not => *x,
+        UnaryOp::Exp => {
+            let (lo, hi) = x.map_up(f64::exp);
+            smooth(x, (lo, hi), hi, ULP_EXP * EPS * hi)
+        }
+        UnaryOp::Log => {
+            let l = x.lo.max(TINY);
+            let (lo, hi) = (l.ln(), x.hi.max(l).ln());
+            smooth(
+                x,
+                (lo, hi),
+                1.0 / l,
+                ULP_TRANSC * EPS * floor1(lo.abs().max(hi.abs())),
+            )
+        }
+        UnaryOp::Sqrt => {
+            let l = x.lo.max(TINY);
+            let (lo, hi) = (x.lo.max(0.0).sqrt(), x.hi.max(0.0).sqrt());
+            smooth(x, (lo, hi), 0.5 / l.sqrt(), EPS * hi)
+        }
+        UnaryOp::Rsqrt => {
+            let l = x.lo.max(TINY);
+            let (lo, hi) = (1.0 / x.hi.max(l).sqrt(), 1.0 / l.sqrt());
+            smooth(x, (lo, hi), 0.5 * l.powf(-1.5), ULP_RECIP * EPS * hi)
+        }
+        UnaryOp::Sigmoid => smooth(x, x.map_up(sigmoid), 0.25, ULP_TRANSC * EPS),
+        UnaryOp::Tanh => smooth(x, x.map_up(f64::tanh), 1.0, ULP_TRANSC * EPS),
+        UnaryOp::GeluErf | UnaryOp::GeluTanh => {
+            // x·Φ(x) has its minimum -0.170 at x = -0.752; it increases on either side.
+            let phi =
+                |v: f64| 0.5 * v * (1.0 + (v * 0.797_884_6 * (1.0 + 0.044_715 * v * v)).tanh());
+            let (a, b) = (phi(x.lo), phi(x.hi));
+            let lo = if x.lo < -0.752 && x.hi > -0.752 {
+                -0.171
+            } else {
+                a.min(b) - 1e-3 * a.abs().min(b.abs())
+            };
+            let hi = a.max(b).max(0.0) * 1.001;
+            smooth(x, (lo, hi), 1.13, ULP_COMPOSITE * EPS * floor1(x.m()))
+        }
+        UnaryOp::Softplus => {
+            let (lo, hi) = x.map_up(softplus);
+            smooth(x, (lo, hi), 1.0, ULP_COMPOSITE * EPS * floor1(hi))
+        }
+    }
+}
+
+/// Facts of a binary op (f32, i64 or bool operands).
+pub(crate) fn binary(b: BinaryOp, x: &Fact, y: &Fact, dtype: DType) -> Fact {
+    let exact = x.exact && y.exact;
+    if b.is_comparison() || b.is_logical() {
+        return Fact {
+            exact,
+            ..Fact::exact(0.0, 1.0)
+        };
+    }
+    if dtype != DType::F32 {
+        let (lo, hi) = match b {
+            BinaryOp::Add => (x.lo + y.lo, x.hi + y.hi),
+            BinaryOp::Sub => (x.lo - y.hi, x.hi - y.lo),
+            BinaryOp::Mul => mul_range(x, y),
+            BinaryOp::Maximum => (x.lo.max(y.lo), x.hi.max(y.hi)),
+            _ => (x.lo.min(y.lo), x.hi.min(y.hi)),
+        };
+        return Fact {
+            exact,
+            ..Fact::exact(lo, hi)
+        };
+    }
+    match b {
+        BinaryOp::Add => add(x, y),
+        BinaryOp::Sub => add(
+            x,
+            &Fact {
+                lo: -y.hi,
+                hi: -y.lo,
+                ..*y
+            },
+        ),
+        BinaryOp::Mul => mul(x, y),
+        BinaryOp::Div => {
+            // 1/y is decreasing on either side of zero; |y| >= d where the range excludes it.
+            let (inv, d) = if y.lo > 0.0 {
+                (Fact::exact(1.0 / y.hi, 1.0 / y.lo), y.lo)
+            } else if y.hi < 0.0 {
+                (Fact::exact(1.0 / y.hi, 1.0 / y.lo), -y.hi)
+            } else {
+                (Fact::exact(-1.0 / TINY, 1.0 / TINY), TINY)
+            };
+            let (lo, hi) = mul_range(x, &inv);
+            let m = lo.abs().max(hi.abs());
+            let err = x.err / d + x.m() * y.err / (d * d) + ULP_RECIP * EPS * m;
+            Fact::approx(lo, hi, err)
+        }
+        BinaryOp::Pow => {
+            let base = x.lo.max(TINY);
+            let ln = Fact::exact(base.ln(), x.hi.max(base).ln());
+            let (tlo, thi) = mul_range(&ln, y);
+            let (lo, hi) = (tlo.exp(), thi.exp());
+            let t = tlo.abs().max(thi.abs());
+            let rel = y.m() * x.err / base + ln.m() * y.err + ULP_POW * EPS * (1.0 + t);
+            Fact::approx(lo, hi, hi * rel)
+        }
+        BinaryOp::Maximum => Fact {
+            lo: x.lo.max(y.lo),
+            hi: x.hi.max(y.hi),
+            err: x.err.max(y.err),
+            exact,
+        },
+        _ => Fact {
+            lo: x.lo.min(y.lo),
+            hi: x.hi.min(y.hi),
+            err: x.err.max(y.err),
+            exact,
+        },
+    }
+}
+
+/// Facts of a cast.
+fn cast(x: &Fact, from: DType, to: DType) -> Fact {
+    match (from, to) {
+        (_, DType::Bool) => Fact {
+            exact: x.exact,
+            ..Fact::exact(0.0, 1.0)
+        },
+        (DType::F32, DType::I64) => Fact {
+            exact: x.exact,
+            ..Fact::exact(x.lo.trunc(), x.hi.trunc())
+        },
+        (DType::I64, DType::F32) => Fact {
+            exact: x.exact && x.m() <= (1u64 << 24) as f64,
+            ..*x
+        },
+        _ => *x,
+    }
+}
+
+/// Whether an f64 attribute is exactly an f32 (so f32 and f64 backends agree).
+fn is_f32(v: f64) -> bool {
+    (v as f32) as f64 == v
+}
+
+/// The facts of every result of an op node, from the facts of its operands.
+pub(crate) fn op_facts(
+    op: &Op,
+    args: &[Fact],
+    tys: &[&TensorType],
+    out: &[TensorType],
+) -> Vec<Fact> {
+    let x = args.first().copied().unwrap_or(Fact::exact(0.0, 0.0));
+    let one = |f: Fact| vec![f];
+    match op {
+        Op::Input | Op::Param { .. } | Op::Const { .. } => unreachable!("sources have no op facts"),
+        Op::Unary(u) => one(unary(*u, &x)),
+        Op::Binary(b) => one(binary(*b, &x, &args[1], tys[0].dtype)),
+        Op::LeakyRelu { alpha } => {
+            let f = |v: f64| if v > 0.0 { v } else { alpha * v };
+            let c = [f(x.lo), f(x.hi), 0.0];
+            let (lo, hi) = (
+                c.iter().copied().fold(f64::INFINITY, f64::min),
+                c.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+            let exact = x.exact && (*alpha == 1.0 || x.lo >= 0.0);
+            let e = alpha.abs().max(1.0) * x.err + EPS * lo.abs().max(hi.abs());
+            one(Fact {
+                exact,
+                ..Fact::approx(lo, hi, e)
+            })
+        }
+        Op::Elu { alpha } => {
+            let f = |v: f64| if v > 0.0 { v } else { alpha * v.exp_m1() };
+            let c = [f(x.lo), f(x.hi), 0.0];
+            let (lo, hi) = (
+                c.iter().copied().fold(f64::INFINITY, f64::min),
+                c.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+            let e = alpha.abs().max(1.0) * x.err + ULP_EXP * EPS * alpha.abs().max(1.0);
+            one(Fact::approx(lo, hi, e))
+        }
+        Op::Clamp { min, max } => one(Fact {
+            lo: x.lo.clamp(*min, max.max(*min)),
+            hi: x.hi.clamp(*min, max.max(*min)),
+            err: x.err,
+            exact: x.exact && is_f32(*min) && is_f32(*max),
+        }),
+        Op::Where => one(Fact {
+            exact: args[0].exact && args[1].exact && args[2].exact,
+            ..args[1].union(&args[2])
+        }),
+        Op::Cast { to } => one(cast(&x, tys[0].dtype, *to)),
+        Op::Dropout { p, training, .. } => {
+            if !training || *p == 0.0 {
+                one(x)
+            } else {
+                let s = 1.0 / (1.0 - p);
+                let f = Fact::approx((x.lo * s).min(0.0), (x.hi * s).max(0.0), 0.0);
+                one(f.reerr(x.err * s + EPS * f.m()))
+            }
+        }
+        Op::Reshape { .. } | Op::Transpose { .. } | Op::BroadcastTo { .. } | Op::Slice { .. } => {
+            one(x)
+        }
+        Op::Concat { .. } => one(args.iter().fold(x, |a, b| a.union(b))),
+        Op::Gather { .. } => one(Fact {
+            exact: x.exact && args[1].exact,
+            ..x
+        }),
+        Op::OneHot { .. } => one(Fact {
+            exact: x.exact,
+            ..Fact::exact(0.0, 1.0)
+        }),
+        Op::ArgMax { axis, .. } => one(Fact {
+            exact: x.exact,
+            ..Fact::exact(0.0, (tys[0].shape[*axis] - 1) as f64)
+        }),
+        _ => layers::op_facts(op, args, tys, out)
+            .or_else(|| seq::op_facts(op, args, tys, out))
+            .expect("every op has a facts rule"),
+    }
+}
+
+/// The range of a parameter's initial values (practical: 5 standard deviations for
+/// normal initialisers).
+pub(crate) fn init_fact(init: &Init, shape: &[usize]) -> Fact {
+    let (fan_in, fan_out) = fans(shape);
+    let sym = |a: f64| Fact::exact(-a, a);
+    match *init {
+        Init::Zeros => Fact::exact(0.0, 0.0),
+        Init::Ones => Fact::exact(1.0, 1.0),
+        Init::Constant(v) => Fact::exact(v, v),
+        Init::Uniform { lo, hi } => Fact::exact(lo, hi),
+        Init::Normal { mean, std } => Fact::exact(mean - 5.0 * std, mean + 5.0 * std),
+        Init::GlorotUniform => sym((6.0 / (fan_in + fan_out) as f64).sqrt()),
+        Init::GlorotNormal => sym(5.0 * (2.0 / (fan_in + fan_out) as f64).sqrt()),
+        Init::HeNormal => sym(5.0 * (2.0 / fan_in.max(1) as f64).sqrt()),
+    }
+}
+
+/// The range of a constant's values.
+pub(crate) fn const_fact(value: &ConstValue) -> Fact {
+    let v = value.to_f64();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.is_empty() {
+        Fact::exact(0.0, 0.0)
+    } else {
+        Fact::exact(lo, hi)
+    }
+}
+
+/// The facts of every result of every node of a graph, indexed by node index.
+///
+/// Sources get the ranges [`random_values`](crate::random_values) draws from.
+pub(crate) fn analyze(g: &Graph) -> Vec<Vec<Fact>> {
+    let mut facts: Vec<Vec<Fact>> = Vec::with_capacity(g.len());
+    for id in g.node_ids() {
+        let f = node_facts(g, id, &facts);
+        facts.push(f);
+    }
+    facts
+}
+
+/// The facts of one node given those of all earlier nodes.
+pub(crate) fn node_facts(g: &Graph, id: NodeId, facts: &[Vec<Fact>]) -> Vec<Fact> {
+    let node = g.node(id);
+    match &node.op {
+        Op::Input => vec![crate::values::input_fact(g, id)],
+        Op::Param { init } => vec![init_fact(init, &node.types[0].shape)],
+        Op::Const { value } => vec![const_fact(value)],
+        op => {
+            let operands = g.operands(id);
+            let args: Vec<Fact> = operands
+                .iter()
+                .map(|v| facts[v.node.index()][v.result as usize])
+                .collect();
+            let tys: Vec<&TensorType> = operands.iter().map(|&v| g.ty(v)).collect();
+            op_facts(op, &args, &tys, &node.types)
+        }
+    }
+}
