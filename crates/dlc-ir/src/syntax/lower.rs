@@ -9,7 +9,7 @@ use super::table::OpSpec;
 use crate::graph::ValueId;
 use crate::op::*;
 use crate::span::Span;
-use crate::types::{ShapeDisplay, normalize_axis};
+use crate::types::ShapeDisplay;
 
 /// The default attention scale `1/sqrt(E)` (shared with the printer).
 pub fn default_attention_scale(e: usize) -> f64 {
