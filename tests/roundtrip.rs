@@ -46,15 +46,41 @@ fn chain(rows: usize, cols: usize, steps: &[(u8, u8)]) -> Graph {
         let rank = g.ty(a).rank();
         let op = match kind % 8 {
             0 => Op::Unary(UnaryOp::ALL[pick as usize % 9]),
-            1 => Op::Binary([BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Maximum][pick as usize % 4]),
-            2 if rank > 0 => Op::Softmax { axis: pick as usize % rank },
-            3 if rank > 0 => Op::Reduce { kind: ReduceKind::Sum, axes: vec![pick as usize % rank], keepdim: pick % 2 == 0 },
-            4 => Op::LeakyRelu { alpha: f64::from(pick) / 7.0 },
+            1 => Op::Binary(
+                [
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    BinaryOp::Mul,
+                    BinaryOp::Maximum,
+                ][pick as usize % 4],
+            ),
+            2 if rank > 0 => Op::Softmax {
+                axis: pick as usize % rank,
+            },
+            3 if rank > 0 => Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: vec![pick as usize % rank],
+                keepdim: pick % 2 == 0,
+            },
+            4 => Op::LeakyRelu {
+                alpha: f64::from(pick) / 7.0,
+            },
             5 if rank == 2 => Op::Transpose { perm: vec![1, 0] },
-            6 => Op::Dropout { p: 0.25, seed: u64::from(pick), training: pick % 2 == 1 },
-            _ => Op::Clamp { min: -f64::from(pick), max: f64::INFINITY },
+            6 => Op::Dropout {
+                p: 0.25,
+                seed: u64::from(pick),
+                training: pick % 2 == 1,
+            },
+            _ => Op::Clamp {
+                min: -f64::from(pick),
+                max: f64::INFINITY,
+            },
         };
-        let operands: Vec<ValueId> = if matches!(op, Op::Binary(_)) { vec![a, b] } else { vec![a] };
+        let operands: Vec<ValueId> = if matches!(op, Op::Binary(_)) {
+            vec![a, b]
+        } else {
+            vec![a]
+        };
         if let Ok(n) = g.add_anon(op, &operands) {
             vals.push(ValueId::first(n));
         }

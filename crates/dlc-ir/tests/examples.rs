@@ -17,7 +17,11 @@ fn ir_files() -> Vec<(String, String)> {
         })
         .collect();
     files.sort();
-    assert!(files.len() >= 12, "expected the example models, found {}", files.len());
+    assert!(
+        files.len() >= 12,
+        "expected the example models, found {}",
+        files.len()
+    );
     files
 }
 
@@ -34,7 +38,11 @@ fn examples_elaborate_and_verify() {
         let g = graph(&name, &src);
         dlc_ir::verify(&g).unwrap();
         assert!(!g.outputs().is_empty(), "{name} has no outputs");
-        assert_eq!(format!("{}.ir", g.name), name, "model name should match the file name");
+        assert_eq!(
+            format!("{}.ir", g.name),
+            name,
+            "model name should match the file name"
+        );
     }
 }
 
@@ -42,8 +50,16 @@ fn examples_elaborate_and_verify() {
 fn examples_format_idempotently_to_the_same_graph() {
     for (name, src) in ir_files() {
         let f = syntax::format(&src).unwrap_or_else(|d| panic!("{}", d.render(&name, &src)));
-        assert_eq!(syntax::format(&f).unwrap(), f, "format is not idempotent on {name}");
-        assert_eq!(graph(&name, &f), graph(&name, &src), "format changed {name}");
+        assert_eq!(
+            syntax::format(&f).unwrap(),
+            f,
+            "format is not idempotent on {name}"
+        );
+        assert_eq!(
+            graph(&name, &f),
+            graph(&name, &src),
+            "format changed {name}"
+        );
         // Comments survive.
         let comments = |s: &str| s.matches('#').count();
         assert_eq!(comments(&f), comments(&src), "{name} lost comments");
@@ -59,7 +75,10 @@ fn examples_are_already_formatted() {
             std::fs::write(dir.join(&name), &f).unwrap();
             continue;
         }
-        assert_eq!(f, src, "{name} is not in `dlc fmt` form (DLC_FMT_WRITE=1 rewrites)");
+        assert_eq!(
+            f, src,
+            "{name} is not in `dlc fmt` form (DLC_FMT_WRITE=1 rewrites)"
+        );
     }
 }
 
@@ -68,7 +87,11 @@ fn examples_print_and_reparse_to_the_same_graph() {
     for (name, src) in ir_files() {
         let g = graph(&name, &src);
         let text = syntax::print(&g);
-        assert_eq!(graph(&name, &text), g, "print/parse changed {name}:\n{text}");
+        assert_eq!(
+            graph(&name, &text),
+            g,
+            "print/parse changed {name}:\n{text}"
+        );
         assert_eq!(syntax::print(&graph(&name, &text)), text);
     }
 }

@@ -46,8 +46,12 @@ fn case(op: Op, ins: &[TensorType]) -> Graph {
 fn assert_roundtrip(g: &Graph) {
     dlc_ir::verify(g).unwrap();
     let text = syntax::print(g);
-    let g2 = syntax::parse_graph(&text, &Dims::new())
-        .unwrap_or_else(|d| panic!("printed text does not parse:\n{text}\n{}", d.render("p.ir", &text)));
+    let g2 = syntax::parse_graph(&text, &Dims::new()).unwrap_or_else(|d| {
+        panic!(
+            "printed text does not parse:\n{text}\n{}",
+            d.render("p.ir", &text)
+        )
+    });
     assert_eq!(&g2, g, "round trip changed the graph:\n{text}");
     assert_eq!(syntax::print(&g2), text);
 }
@@ -97,7 +101,11 @@ const VARIANTS: usize = 35;
 fn cases() -> Vec<(Op, Vec<TensorType>)> {
     let mut v: Vec<(Op, Vec<TensorType>)> = Vec::new();
     for u in UnaryOp::ALL {
-        let t = if u == UnaryOp::Not { b(&[2, 3]) } else { f(&[2, 3]) };
+        let t = if u == UnaryOp::Not {
+            b(&[2, 3])
+        } else {
+            f(&[2, 3])
+        };
         v.push((Op::Unary(u), vec![t]));
     }
     for op in BinaryOp::ALL {
@@ -140,52 +148,206 @@ fn cases() -> Vec<(Op, Vec<TensorType>)> {
         (Op::LeakyRelu { alpha: 0.2 }, vec![x.clone()]),
         (Op::LeakyRelu { alpha: 0.01 }, vec![x.clone()]),
         (Op::Elu { alpha: 0.5 }, vec![x.clone()]),
-        (Op::Clamp { min: -1.5, max: f64::INFINITY }, vec![x.clone()]),
-        (Op::Clamp { min: f64::NEG_INFINITY, max: 6.0 }, vec![x.clone()]),
-        (Op::Clamp { min: f64::NEG_INFINITY, max: f64::INFINITY }, vec![x.clone()]),
-        (Op::Clamp { min: 0.1, max: 0.30000000000000004 }, vec![x.clone()]),
+        (
+            Op::Clamp {
+                min: -1.5,
+                max: f64::INFINITY,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Clamp {
+                min: f64::NEG_INFINITY,
+                max: 6.0,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Clamp {
+                min: f64::NEG_INFINITY,
+                max: f64::INFINITY,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Clamp {
+                min: 0.1,
+                max: 0.30000000000000004,
+            },
+            vec![x.clone()],
+        ),
         (Op::Where, vec![b(&[2, 1, 4]), x.clone(), f(&[])]),
         (Op::Cast { to: DType::I64 }, vec![x.clone()]),
         (Op::Cast { to: DType::Bool }, vec![i(&[3])]),
         (Op::Cast { to: DType::F32 }, vec![b(&[3])]),
         (Op::MatMul, vec![f(&[2, 3, 4]), f(&[4, 5])]),
-        (conv(vec![2], vec![(3, 1)], vec![2], 2), vec![f(&[1, 4, 20]), f(&[6, 2, 3])]),
-        (conv(vec![1], vec![(0, 0)], vec![1], 1), vec![f(&[1, 4, 20]), f(&[6, 4, 3]), f(&[6])]),
-        (conv(vec![2, 1], vec![(1, 2), (0, 3)], vec![1, 2], 1), vec![f(&[2, 3, 9, 9]), f(&[4, 3, 3, 3]), f(&[4])]),
-        (conv(vec![2, 2], vec![(1, 1), (2, 2)], vec![1, 1], 1), vec![f(&[2, 3, 9, 9]), f(&[4, 3, 3, 3])]),
-        (conv(vec![1, 1], vec![(1, 1), (1, 1)], vec![3, 3], 3), vec![f(&[1, 3, 9, 9]), f(&[6, 1, 3, 3])]),
-        (convt(vec![2, 2], vec![(1, 1), (1, 1)], vec![1, 1], vec![1, 1], 1), vec![f(&[2, 4, 5, 5]), f(&[4, 3, 3, 3]), f(&[3])]),
-        (convt(vec![3], vec![(0, 1)], vec![2], vec![1], 2), vec![f(&[1, 4, 6]), f(&[4, 1, 3])]),
-        (convt(vec![1, 2], vec![(0, 0), (1, 0)], vec![0, 1], vec![2, 1], 1), vec![f(&[1, 2, 5, 5]), f(&[2, 2, 3, 3])]),
-        (pool(PoolKind::Max, vec![3, 2], vec![2, 1], vec![(1, 0), (1, 1)]), vec![f(&[1, 2, 8, 8])]),
-        (pool(PoolKind::Max, vec![2, 2], vec![2, 2], vec![(0, 0), (0, 0)]), vec![f(&[1, 2, 8, 8])]),
-        (pool(PoolKind::Avg { count_include_pad: false }, vec![3, 3], vec![1, 1], vec![(1, 1), (1, 1)]), vec![f(&[1, 2, 8, 8])]),
-        (pool(PoolKind::Avg { count_include_pad: true }, vec![2], vec![1], vec![(1, 0)]), vec![f(&[1, 2, 8])]),
-        (pool(PoolKind::Max, vec![2], vec![3], vec![(0, 0)]), vec![f(&[1, 2, 8])]),
+        (
+            conv(vec![2], vec![(3, 1)], vec![2], 2),
+            vec![f(&[1, 4, 20]), f(&[6, 2, 3])],
+        ),
+        (
+            conv(vec![1], vec![(0, 0)], vec![1], 1),
+            vec![f(&[1, 4, 20]), f(&[6, 4, 3]), f(&[6])],
+        ),
+        (
+            conv(vec![2, 1], vec![(1, 2), (0, 3)], vec![1, 2], 1),
+            vec![f(&[2, 3, 9, 9]), f(&[4, 3, 3, 3]), f(&[4])],
+        ),
+        (
+            conv(vec![2, 2], vec![(1, 1), (2, 2)], vec![1, 1], 1),
+            vec![f(&[2, 3, 9, 9]), f(&[4, 3, 3, 3])],
+        ),
+        (
+            conv(vec![1, 1], vec![(1, 1), (1, 1)], vec![3, 3], 3),
+            vec![f(&[1, 3, 9, 9]), f(&[6, 1, 3, 3])],
+        ),
+        (
+            convt(vec![2, 2], vec![(1, 1), (1, 1)], vec![1, 1], vec![1, 1], 1),
+            vec![f(&[2, 4, 5, 5]), f(&[4, 3, 3, 3]), f(&[3])],
+        ),
+        (
+            convt(vec![3], vec![(0, 1)], vec![2], vec![1], 2),
+            vec![f(&[1, 4, 6]), f(&[4, 1, 3])],
+        ),
+        (
+            convt(vec![1, 2], vec![(0, 0), (1, 0)], vec![0, 1], vec![2, 1], 1),
+            vec![f(&[1, 2, 5, 5]), f(&[2, 2, 3, 3])],
+        ),
+        (
+            pool(PoolKind::Max, vec![3, 2], vec![2, 1], vec![(1, 0), (1, 1)]),
+            vec![f(&[1, 2, 8, 8])],
+        ),
+        (
+            pool(PoolKind::Max, vec![2, 2], vec![2, 2], vec![(0, 0), (0, 0)]),
+            vec![f(&[1, 2, 8, 8])],
+        ),
+        (
+            pool(
+                PoolKind::Avg {
+                    count_include_pad: false,
+                },
+                vec![3, 3],
+                vec![1, 1],
+                vec![(1, 1), (1, 1)],
+            ),
+            vec![f(&[1, 2, 8, 8])],
+        ),
+        (
+            pool(
+                PoolKind::Avg {
+                    count_include_pad: true,
+                },
+                vec![2],
+                vec![1],
+                vec![(1, 0)],
+            ),
+            vec![f(&[1, 2, 8])],
+        ),
+        (
+            pool(PoolKind::Max, vec![2], vec![3], vec![(0, 0)]),
+            vec![f(&[1, 2, 8])],
+        ),
         (Op::GlobalAvgPool, vec![f(&[2, 3, 4, 5])]),
-        (Op::Reduce { kind: ReduceKind::Sum, axes: vec![0, 2], keepdim: true }, vec![x.clone()]),
-        (Op::Reduce { kind: ReduceKind::Mean, axes: vec![0, 1, 2], keepdim: false }, vec![x.clone()]),
-        (Op::Reduce { kind: ReduceKind::Max, axes: vec![1], keepdim: false }, vec![x.clone()]),
-        (Op::Reduce { kind: ReduceKind::Min, axes: vec![], keepdim: false }, vec![x.clone()]),
-        (Op::Reduce { kind: ReduceKind::Sum, axes: vec![], keepdim: true }, vec![f(&[])]),
-        (Op::ArgMax { axis: 0, keepdim: true }, vec![x.clone()]),
-        (Op::ArgMax { axis: 2, keepdim: false }, vec![x.clone()]),
+        (
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: vec![0, 2],
+                keepdim: true,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Reduce {
+                kind: ReduceKind::Mean,
+                axes: vec![0, 1, 2],
+                keepdim: false,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Reduce {
+                kind: ReduceKind::Max,
+                axes: vec![1],
+                keepdim: false,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Reduce {
+                kind: ReduceKind::Min,
+                axes: vec![],
+                keepdim: false,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: vec![],
+                keepdim: true,
+            },
+            vec![f(&[])],
+        ),
+        (
+            Op::ArgMax {
+                axis: 0,
+                keepdim: true,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::ArgMax {
+                axis: 2,
+                keepdim: false,
+            },
+            vec![x.clone()],
+        ),
         (Op::Softmax { axis: 0 }, vec![x.clone()]),
         (Op::Softmax { axis: 2 }, vec![x.clone()]),
         (Op::LogSoftmax { axis: 1 }, vec![x.clone()]),
         (Op::Reshape { shape: vec![6, 4] }, vec![x.clone()]),
         (Op::Reshape { shape: vec![] }, vec![f(&[1, 1])]),
-        (Op::Transpose { perm: vec![1, 0, 2] }, vec![x.clone()]),
-        (Op::Transpose { perm: vec![2, 1, 0] }, vec![x.clone()]),
-        (Op::BroadcastTo { shape: vec![3, 2, 4] }, vec![f(&[2, 4])]),
-        (Op::Concat { axis: 1 }, vec![x.clone(), f(&[2, 5, 4]), x.clone()]),
+        (
+            Op::Transpose {
+                perm: vec![1, 0, 2],
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Transpose {
+                perm: vec![2, 1, 0],
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::BroadcastTo {
+                shape: vec![3, 2, 4],
+            },
+            vec![f(&[2, 4])],
+        ),
+        (
+            Op::Concat { axis: 1 },
+            vec![x.clone(), f(&[2, 5, 4]), x.clone()],
+        ),
         (Op::Concat { axis: 0 }, vec![x.clone()]),
         (
             Op::Slice {
                 ranges: vec![
-                    SliceRange { start: 0, end: 2, step: 1 },
-                    SliceRange { start: 1, end: 3, step: 1 },
-                    SliceRange { start: 0, end: 4, step: 3 },
+                    SliceRange {
+                        start: 0,
+                        end: 2,
+                        step: 1,
+                    },
+                    SliceRange {
+                        start: 1,
+                        end: 3,
+                        step: 1,
+                    },
+                    SliceRange {
+                        start: 0,
+                        end: 4,
+                        step: 3,
+                    },
                 ],
             },
             vec![x.clone()],
@@ -193,36 +355,202 @@ fn cases() -> Vec<(Op, Vec<TensorType>)> {
         (
             Op::Slice {
                 ranges: vec![
-                    SliceRange { start: 1, end: 2, step: 1 },
-                    SliceRange { start: 0, end: 3, step: 1 },
-                    SliceRange { start: 0, end: 4, step: 1 },
+                    SliceRange {
+                        start: 1,
+                        end: 2,
+                        step: 1,
+                    },
+                    SliceRange {
+                        start: 0,
+                        end: 3,
+                        step: 1,
+                    },
+                    SliceRange {
+                        start: 0,
+                        end: 4,
+                        step: 1,
+                    },
                 ],
             },
             vec![x.clone()],
         ),
-        (Op::Slice { ranges: vec![SliceRange { start: 0, end: 3, step: 1 }] }, vec![f(&[3])]),
+        (
+            Op::Slice {
+                ranges: vec![SliceRange {
+                    start: 0,
+                    end: 3,
+                    step: 1,
+                }],
+            },
+            vec![f(&[3])],
+        ),
         (Op::Gather { axis: 1 }, vec![x.clone(), i(&[5, 2])]),
         (Op::Gather { axis: 0 }, vec![f(&[10, 4]), i(&[3])]),
         (Op::OneHot { depth: 5 }, vec![i(&[2, 3])]),
-        (Op::BatchNorm { eps: 1e-3, momentum: 0.2, training: true }, vec![f(&[4, 3, 5]), f(&[3]), f(&[3]), f(&[3]), f(&[3])]),
-        (Op::BatchNorm { eps: 1e-5, momentum: 0.1, training: false }, vec![f(&[4, 3]), f(&[3]), f(&[3]), f(&[3]), f(&[3])]),
-        (Op::LayerNorm { axis: 1, eps: 1e-6 }, vec![x.clone(), f(&[3, 4]), f(&[3, 4])]),
-        (Op::LayerNorm { axis: 2, eps: 1e-5 }, vec![x.clone(), f(&[4]), f(&[4])]),
-        (Op::Dropout { p: 0.25, seed: u64::MAX, training: true }, vec![x.clone()]),
-        (Op::Dropout { p: 0.5, seed: 0, training: false }, vec![x.clone()]),
+        (
+            Op::BatchNorm {
+                eps: 1e-3,
+                momentum: 0.2,
+                training: true,
+            },
+            vec![f(&[4, 3, 5]), f(&[3]), f(&[3]), f(&[3]), f(&[3])],
+        ),
+        (
+            Op::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+                training: false,
+            },
+            vec![f(&[4, 3]), f(&[3]), f(&[3]), f(&[3]), f(&[3])],
+        ),
+        (
+            Op::LayerNorm { axis: 1, eps: 1e-6 },
+            vec![x.clone(), f(&[3, 4]), f(&[3, 4])],
+        ),
+        (
+            Op::LayerNorm { axis: 2, eps: 1e-5 },
+            vec![x.clone(), f(&[4]), f(&[4])],
+        ),
+        (
+            Op::Dropout {
+                p: 0.25,
+                seed: u64::MAX,
+                training: true,
+            },
+            vec![x.clone()],
+        ),
+        (
+            Op::Dropout {
+                p: 0.5,
+                seed: 0,
+                training: false,
+            },
+            vec![x.clone()],
+        ),
         (Op::MseLoss, vec![x.clone(), x.clone()]),
         (Op::CrossEntropy, vec![f(&[4, 10]), i(&[4])]),
-        (seq(CellKind::Rnn, true), vec![f(&[5, 2, 3]), f(&[2, 4]), f(&[4, 3]), f(&[4, 4]), f(&[4]), f(&[4])]),
-        (seq(CellKind::Gru, true), vec![f(&[5, 2, 3]), f(&[2, 4]), f(&[12, 3]), f(&[12, 4]), f(&[12]), f(&[12])]),
-        (seq(CellKind::Lstm, true), vec![f(&[5, 2, 3]), f(&[2, 4]), f(&[2, 4]), f(&[16, 3]), f(&[16, 4]), f(&[16]), f(&[16])]),
-        (seq(CellKind::Rnn, false), vec![f(&[2, 3]), f(&[2, 4]), f(&[4, 3]), f(&[4, 4]), f(&[4]), f(&[4])]),
-        (seq(CellKind::Gru, false), vec![f(&[2, 3]), f(&[2, 4]), f(&[12, 3]), f(&[12, 4]), f(&[12]), f(&[12])]),
-        (seq(CellKind::Lstm, false), vec![f(&[2, 3]), f(&[2, 4]), f(&[2, 4]), f(&[16, 3]), f(&[16, 4]), f(&[16]), f(&[16])]),
-        (Op::GridLstm, vec![f(&[2, 3, 2, 5]), f(&[13, 16]), f(&[16]), f(&[13, 16]), f(&[16])]),
-        (Op::Attention { causal: true, scale: 0.3 }, vec![f(&[2, 4, 8]), f(&[2, 6, 8]), f(&[2, 6, 3])]),
-        (Op::Attention { causal: false, scale: 1.0 / 8f64.sqrt() }, vec![f(&[4, 8]), f(&[6, 8]), f(&[6, 8])]),
-        (Op::MultiHeadAttention { heads: 2, causal: true }, vec![f(&[4, 2, 8]), f(&[5, 2, 8]), f(&[5, 2, 8]), f(&[24, 8]), f(&[24]), f(&[8, 8]), f(&[8])]),
-        (Op::MultiHeadAttention { heads: 1, causal: false }, vec![f(&[4, 2, 8]), f(&[4, 2, 8]), f(&[4, 2, 8]), f(&[24, 8]), f(&[24]), f(&[8, 8]), f(&[8])]),
+        (
+            seq(CellKind::Rnn, true),
+            vec![
+                f(&[5, 2, 3]),
+                f(&[2, 4]),
+                f(&[4, 3]),
+                f(&[4, 4]),
+                f(&[4]),
+                f(&[4]),
+            ],
+        ),
+        (
+            seq(CellKind::Gru, true),
+            vec![
+                f(&[5, 2, 3]),
+                f(&[2, 4]),
+                f(&[12, 3]),
+                f(&[12, 4]),
+                f(&[12]),
+                f(&[12]),
+            ],
+        ),
+        (
+            seq(CellKind::Lstm, true),
+            vec![
+                f(&[5, 2, 3]),
+                f(&[2, 4]),
+                f(&[2, 4]),
+                f(&[16, 3]),
+                f(&[16, 4]),
+                f(&[16]),
+                f(&[16]),
+            ],
+        ),
+        (
+            seq(CellKind::Rnn, false),
+            vec![
+                f(&[2, 3]),
+                f(&[2, 4]),
+                f(&[4, 3]),
+                f(&[4, 4]),
+                f(&[4]),
+                f(&[4]),
+            ],
+        ),
+        (
+            seq(CellKind::Gru, false),
+            vec![
+                f(&[2, 3]),
+                f(&[2, 4]),
+                f(&[12, 3]),
+                f(&[12, 4]),
+                f(&[12]),
+                f(&[12]),
+            ],
+        ),
+        (
+            seq(CellKind::Lstm, false),
+            vec![
+                f(&[2, 3]),
+                f(&[2, 4]),
+                f(&[2, 4]),
+                f(&[16, 3]),
+                f(&[16, 4]),
+                f(&[16]),
+                f(&[16]),
+            ],
+        ),
+        (
+            Op::GridLstm,
+            vec![
+                f(&[2, 3, 2, 5]),
+                f(&[13, 16]),
+                f(&[16]),
+                f(&[13, 16]),
+                f(&[16]),
+            ],
+        ),
+        (
+            Op::Attention {
+                causal: true,
+                scale: 0.3,
+            },
+            vec![f(&[2, 4, 8]), f(&[2, 6, 8]), f(&[2, 6, 3])],
+        ),
+        (
+            Op::Attention {
+                causal: false,
+                scale: 1.0 / 8f64.sqrt(),
+            },
+            vec![f(&[4, 8]), f(&[6, 8]), f(&[6, 8])],
+        ),
+        (
+            Op::MultiHeadAttention {
+                heads: 2,
+                causal: true,
+            },
+            vec![
+                f(&[4, 2, 8]),
+                f(&[5, 2, 8]),
+                f(&[5, 2, 8]),
+                f(&[24, 8]),
+                f(&[24]),
+                f(&[8, 8]),
+                f(&[8]),
+            ],
+        ),
+        (
+            Op::MultiHeadAttention {
+                heads: 1,
+                causal: false,
+            },
+            vec![
+                f(&[4, 2, 8]),
+                f(&[4, 2, 8]),
+                f(&[4, 2, 8]),
+                f(&[24, 8]),
+                f(&[24]),
+                f(&[8, 8]),
+                f(&[8]),
+            ],
+        ),
     ]);
     v
 }
@@ -244,7 +572,10 @@ fn all_cases_in_one_graph_round_trip() {
         let vs: Vec<ValueId> = ins
             .iter()
             .enumerate()
-            .map(|(j, t)| g.add_source(Op::Input, format!("in{k}_{j}"), t.clone(), None).unwrap())
+            .map(|(j, t)| {
+                g.add_source(Op::Input, format!("in{k}_{j}"), t.clone(), None)
+                    .unwrap()
+            })
             .collect();
         let n = g.add_anon(op, &vs).unwrap();
         g.add_output(format!("out{k}"), ValueId::first(n));
@@ -259,7 +590,10 @@ fn sources_names_and_outputs_round_trip() {
         Init::Zeros,
         Init::Ones,
         Init::Constant(-2.5),
-        Init::Normal { mean: -1.5, std: 0.02 },
+        Init::Normal {
+            mean: -1.5,
+            std: 0.02,
+        },
         Init::Uniform { lo: -0.1, hi: 1e-7 },
         Init::GlorotUniform,
         Init::GlorotNormal,
@@ -270,7 +604,17 @@ fn sources_names_and_outputs_round_trip() {
             .unwrap();
     }
     let consts = [
-        (ConstValue::Float(vec![f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e-300, 1e300, 0.1]), f(&[2, 3])),
+        (
+            ConstValue::Float(vec![
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.0,
+                1e-300,
+                1e300,
+                0.1,
+            ]),
+            f(&[2, 3]),
+        ),
         (ConstValue::Float(vec![0.5]), f(&[])),
         (ConstValue::Int(vec![i64::MIN, i64::MAX, 0, -1]), i(&[2, 2])),
         (ConstValue::Bool(vec![true, false]), b(&[2, 1])),
@@ -280,16 +624,17 @@ fn sources_names_and_outputs_round_trip() {
             .unwrap();
     }
     // Names that need backticks: a keyword and one with a space.
-    let x = g
-        .add_source(Op::Input, "input", f(&[3, 2]), None)
-        .unwrap();
+    let x = g.add_source(Op::Input, "input", f(&[3, 2]), None).unwrap();
     let y = g
         .add_source(Op::Input, "my value", f(&[3, 2]), None)
         .unwrap();
     let s = g.add_anon(Op::Binary(BinaryOp::Add), &[x, y]).unwrap();
     let lstm = g
         .add_anon(
-            Op::Recurrent { cell: CellKind::Lstm, sequence: false },
+            Op::Recurrent {
+                cell: CellKind::Lstm,
+                sequence: false,
+            },
             &[
                 g.lookup("c1").unwrap(),
                 g.lookup("c1").unwrap(),
@@ -310,8 +655,22 @@ fn sources_names_and_outputs_round_trip() {
 
 #[test]
 fn multi_result_outputs_round_trip() {
-    let ins = [f(&[5, 2, 3]), f(&[2, 4]), f(&[2, 4]), f(&[16, 3]), f(&[16, 4]), f(&[16]), f(&[16])];
-    let mut g = case(Op::Recurrent { cell: CellKind::Lstm, sequence: true }, &ins);
+    let ins = [
+        f(&[5, 2, 3]),
+        f(&[2, 4]),
+        f(&[2, 4]),
+        f(&[16, 3]),
+        f(&[16, 4]),
+        f(&[16]),
+        f(&[16]),
+    ];
+    let mut g = case(
+        Op::Recurrent {
+            cell: CellKind::Lstm,
+            sequence: true,
+        },
+        &ins,
+    );
     let h = g.lookup("_7_1").expect("second result of the lstm node");
     let t = g.add_anon(Op::Unary(UnaryOp::Tanh), &[h]).unwrap();
     g.add_output("t", ValueId::first(t));

@@ -93,9 +93,7 @@ impl Model {
         let declared = self.declared_dims();
         let mut names: Vec<String> = Vec::new();
         let mut add = |n: &str| {
-            let defaulted = declared
-                .iter()
-                .any(|d| d.name == n && d.default.is_some());
+            let defaulted = declared.iter().any(|d| d.name == n && d.default.is_some());
             if !defaulted && !names.iter().any(|m| m == n) {
                 names.push(n.to_string());
             }

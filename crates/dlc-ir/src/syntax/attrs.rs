@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::ast::{Arg, AttrKind, AttrValue, NumValue};
 use super::diagnostic::{Diagnostic, did_you_mean};
-use super::table::{AttrType, AttrDefault, OpSpec};
+use super::table::{AttrDefault, AttrType, OpSpec};
 use crate::span::Span;
 use crate::types::{DType, MAX_ELEMENTS, normalize_axis};
 
@@ -109,7 +109,9 @@ impl<'a> Attrs<'a> {
                         || list_of(value, is_size)
                         || matches!(&value.kind, AttrKind::Str(s) if s == "same" || s == "valid")
                 }
-                AttrType::Choice(c) => matches!(&value.kind, AttrKind::Str(s) if c.contains(&s.as_str())),
+                AttrType::Choice(c) => {
+                    matches!(&value.kind, AttrKind::Str(s) if c.contains(&s.as_str()))
+                }
                 AttrType::DType => {
                     matches!(&value.kind, AttrKind::Ident(s) if DType::from_name(s).is_some())
                 }
@@ -145,7 +147,11 @@ impl<'a> Attrs<'a> {
 
     fn err(&self, name: &str, v: &AttrValue, msg: impl Into<String>) -> Diagnostic {
         Diagnostic::new(
-            format!("bad value for attribute `{name}` of `{}`: {}", self.spec.name, msg.into()),
+            format!(
+                "bad value for attribute `{name}` of `{}`: {}",
+                self.spec.name,
+                msg.into()
+            ),
             v.span,
         )
         .with_label("bad value")
@@ -222,8 +228,9 @@ impl<'a> Attrs<'a> {
         match self.get(name) {
             Some(v) => match &v.kind {
                 AttrKind::Num(n) => match n.value {
-                    NumValue::Int(i) => u64::try_from(i)
-                        .map_err(|_| self.err(name, v, format!("{i} is negative"))),
+                    NumValue::Int(i) => {
+                        u64::try_from(i).map_err(|_| self.err(name, v, format!("{i} is negative")))
+                    }
                     _ => Err(bad(self.spec, name, v, "an integer")),
                 },
                 _ => Err(bad(self.spec, name, v, "an integer")),
@@ -280,10 +287,17 @@ impl<'a> Attrs<'a> {
                     return Err(self.err(
                         name,
                         v,
-                        format!("expected 1 or {n} values (one per spatial dim), got {}", items.len()),
+                        format!(
+                            "expected 1 or {n} values (one per spatial dim), got {}",
+                            items.len()
+                        ),
                     ));
                 }
-                items.iter().map(|x| self.size_of(name, x, min)).collect::<R<_>>().map(Some)
+                items
+                    .iter()
+                    .map(|x| self.size_of(name, x, min))
+                    .collect::<R<_>>()
+                    .map(Some)
             }
             _ => Ok(Some(vec![self.size_of(name, v, min)?; n])),
         }
@@ -299,11 +313,17 @@ impl<'a> Attrs<'a> {
             AttrKind::Str(s) if s == "same" => Ok(Pad::Same),
             AttrKind::Str(_) => Ok(Pad::Valid),
             AttrKind::List(items) if items.len() == n => {
-                let p: Vec<usize> = items.iter().map(|x| self.size_of(name, x, 0)).collect::<R<_>>()?;
+                let p: Vec<usize> = items
+                    .iter()
+                    .map(|x| self.size_of(name, x, 0))
+                    .collect::<R<_>>()?;
                 Ok(Pad::Explicit(p.into_iter().map(|p| (p, p)).collect()))
             }
             AttrKind::List(items) if items.len() == 2 * n => {
-                let p: Vec<usize> = items.iter().map(|x| self.size_of(name, x, 0)).collect::<R<_>>()?;
+                let p: Vec<usize> = items
+                    .iter()
+                    .map(|x| self.size_of(name, x, 0))
+                    .collect::<R<_>>()?;
                 Ok(Pad::Explicit(p.chunks(2).map(|c| (c[0], c[1])).collect()))
             }
             AttrKind::List(items) => Err(self.err(
@@ -375,7 +395,11 @@ impl<'a> Attrs<'a> {
             return Ok(None);
         };
         match &v.kind {
-            AttrKind::List(items) => items.iter().map(|x| self.int_of(name, x)).collect::<R<_>>().map(Some),
+            AttrKind::List(items) => items
+                .iter()
+                .map(|x| self.int_of(name, x))
+                .collect::<R<_>>()
+                .map(Some),
             _ => Ok(Some(vec![self.int_of(name, v)?])),
         }
     }

@@ -88,7 +88,9 @@ pub fn elaborate_model(model: &Model, dims: &Dims) -> Result<Graph, Diagnostics>
             Stmt::Dim { .. } => {}
             Stmt::Input { name, ty } => {
                 if cx.define(std::slice::from_ref(name)) {
-                    let v = cx.resolve_ty(ty).and_then(|t| cx.source(Op::Input, name, t));
+                    let v = cx
+                        .resolve_ty(ty)
+                        .and_then(|t| cx.source(Op::Input, name, t));
                     cx.bind_result(name, v);
                 }
             }
@@ -149,11 +151,11 @@ pub fn elaborate_model(model: &Model, dims: &Dims) -> Result<Graph, Diagnostics>
             }
         }
     }
-    if cx.diags.is_empty() {
-        if let Err(e) = crate::verify::verify(&cx.g) {
-            cx.diags
-                .push(Diagnostic::new(format!("internal error: {e}"), None));
-        }
+    if cx.diags.is_empty()
+        && let Err(e) = crate::verify::verify(&cx.g)
+    {
+        cx.diags
+            .push(Diagnostic::new(format!("internal error: {e}"), None));
     }
     if cx.diags.is_empty() {
         return Ok(cx.g);
@@ -358,11 +360,8 @@ impl Elab {
         let r = flatten_literal(lit, &t.shape, &mut flat);
         self.check(r)?;
         let bad = |l: &Literal, what: &str| {
-            Diagnostic::new(
-                format!("a {} constant needs {what}", t.dtype),
-                l.span(),
-            )
-            .with_label(format!("not {what}"))
+            Diagnostic::new(format!("a {} constant needs {what}", t.dtype), l.span())
+                .with_label(format!("not {what}"))
         };
         let r = match t.dtype {
             DType::F32 => flat
@@ -397,9 +396,7 @@ impl Elab {
     }
 
     fn source(&mut self, op: Op, name: &Ident, t: TensorType) -> Res<ValueId> {
-        let r = self
-            .g
-            .add_source(op, name.name.clone(), t, Some(name.span));
+        let r = self.g.add_source(op, name.name.clone(), t, Some(name.span));
         r.or_else(|e| self.fail(Diagnostic::new(e.to_string(), name.span)))
     }
 
@@ -556,7 +553,12 @@ impl Elab {
             NumValue::Int(i) => {
                 let i = if neg { -i } else { i };
                 if hint == Some(DType::F32) {
-                    return self.constant(ConstValue::Float(vec![i as f64]), t(DType::F32), span, out);
+                    return self.constant(
+                        ConstValue::Float(vec![i as f64]),
+                        t(DType::F32),
+                        span,
+                        out,
+                    );
                 }
                 match i64::try_from(i) {
                     Ok(i) => self.constant(ConstValue::Int(vec![i]), t(DType::I64), span, out),
@@ -581,7 +583,14 @@ impl Elab {
                 span,
             },
         };
-        let v = self.source(Op::Const { value }, &Ident { span, ..name.clone() }, t);
+        let v = self.source(
+            Op::Const { value },
+            &Ident {
+                span,
+                ..name.clone()
+            },
+            t,
+        );
         if out.is_some() {
             self.bind_result(&name, v);
         }
@@ -614,11 +623,7 @@ impl Elab {
             };
             return self.fail(
                 Diagnostic::new(
-                    format!(
-                        "`{}` takes {want} operand(s), got {}",
-                        spec.name,
-                        pos.len()
-                    ),
+                    format!("`{}` takes {want} operand(s), got {}", spec.name, pos.len()),
                     span,
                 )
                 .with_label(format!("expected {want} operand(s)"))

@@ -271,7 +271,9 @@ pub fn lex(src: &str) -> (Lexed, Vec<Diagnostic>) {
                         diags.push(
                             Diagnostic::new("bad quoted name", Span::new(i, end))
                                 .with_label("expected a non-empty name between backticks")
-                                .with_note("a quoted name looks like `my name` and ends on its line"),
+                                .with_note(
+                                    "a quoted name looks like `my name` and ends on its line",
+                                ),
                         );
                         i = end;
                     }

@@ -93,7 +93,9 @@ pub(super) fn lower(
             Op::ConvTranspose(ConvTransposeAttrs {
                 stride: cx.check(at.sizes("stride", n, 1))?.unwrap_or_default(),
                 padding,
-                output_padding: cx.check(at.sizes("output_padding", n, 0))?.unwrap_or_default(),
+                output_padding: cx
+                    .check(at.sizes("output_padding", n, 0))?
+                    .unwrap_or_default(),
                 dilation: cx.check(at.sizes("dilation", n, 1))?.unwrap_or_default(),
                 groups: cx.check(at.size("groups", span))?,
             })
@@ -114,7 +116,9 @@ pub(super) fn lower(
                         .with_note(format!("example: {}", spec.example)),
                 );
             };
-            let stride = cx.check(at.sizes("stride", n, 1))?.unwrap_or(kernel.clone());
+            let stride = cx
+                .check(at.sizes("stride", n, 1))?
+                .unwrap_or(kernel.clone());
             let padding = match cx.check(at.padding("padding", n))? {
                 Pad::Explicit(p) => p,
                 Pad::Valid => vec![(0, 0); n],
@@ -336,12 +340,9 @@ fn conv_attrs(at: &Attrs, n: usize, w: &[usize], span: Span) -> Result<ConvAttrs
             Pad::Same => {
                 if stride.iter().any(|&s| s != 1) {
                     let s = at.get("padding").map_or(span, |v| v.span);
-                    return Err(Diagnostic::new(
-                        "padding \"same\" needs stride 1",
-                        s,
-                    )
-                    .with_label("stride is not 1")
-                    .with_note("give explicit padding for strided convolutions"));
+                    return Err(Diagnostic::new("padding \"same\" needs stride 1", s)
+                        .with_label("stride is not 1")
+                        .with_note("give explicit padding for strided convolutions"));
                 }
                 (0..n)
                     .map(|d| {
@@ -360,7 +361,11 @@ fn conv_attrs(at: &Attrs, n: usize, w: &[usize], span: Span) -> Result<ConvAttrs
     })
 }
 
-fn resolve_reshape(x: &[usize], want: &[Option<usize>], span: Span) -> Result<Vec<usize>, Diagnostic> {
+fn resolve_reshape(
+    x: &[usize],
+    want: &[Option<usize>],
+    span: Span,
+) -> Result<Vec<usize>, Diagnostic> {
     let numel: usize = x.iter().product();
     let known = want
         .iter()
@@ -386,7 +391,7 @@ fn resolve_reshape(x: &[usize], want: &[Option<usize>], span: Span) -> Result<Ve
     };
     let known = known.ok_or_else(fail)?;
     let fill = if want.contains(&None) {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(fail());
         }
         numel / known
@@ -414,38 +419,47 @@ fn slice_ranges(at: &Attrs, x: &[usize], span: Span) -> Result<Vec<SliceRange>, 
     let Some(axes) = at.axes("axis", x.len())? else {
         if let Some(i) = lists.iter().position(|l| l.is_some()) {
             let what = ["start", "end", "step"][i];
-            return Err(Diagnostic::new(format!("slice: `{what}` needs `axis`"), span)
-                .with_label("which axes?")
-                .with_note("example: slice(x, axis=1, start=2, end=5)"));
+            return Err(
+                Diagnostic::new(format!("slice: `{what}` needs `axis`"), span)
+                    .with_label("which axes?")
+                    .with_note("example: slice(x, axis=1, start=2, end=5)"),
+            );
         }
         return Ok(ranges);
     };
     let names = ["start", "end", "step"];
     for (k, l) in lists.iter().enumerate() {
-        if let Some(l) = l {
-            if l.len() != 1 && l.len() != axes.len() {
-                let s = at.get(names[k]).map_or(span, |v| v.span);
-                return Err(Diagnostic::new(
-                    format!(
-                        "slice: `{}` has {} values but `axis` lists {} axes",
-                        names[k],
-                        l.len(),
-                        axes.len()
-                    ),
-                    s,
-                )
-                .with_label("length mismatch"));
-            }
+        if let Some(l) = l
+            && l.len() != 1
+            && l.len() != axes.len()
+        {
+            let s = at.get(names[k]).map_or(span, |v| v.span);
+            return Err(Diagnostic::new(
+                format!(
+                    "slice: `{}` has {} values but `axis` lists {} axes",
+                    names[k],
+                    l.len(),
+                    axes.len()
+                ),
+                s,
+            )
+            .with_label("length mismatch"));
         }
     }
-    let pick = |k: usize, i: usize| lists[k].as_ref().map(|l| if l.len() == 1 { l[0] } else { l[i] });
+    let pick = |k: usize, i: usize| {
+        lists[k]
+            .as_ref()
+            .map(|l| if l.len() == 1 { l[0] } else { l[i] })
+    };
     for (i, &ax) in axes.iter().enumerate() {
         let d = x[ax] as i128;
         let step = pick(2, i).unwrap_or(1);
         if step < 1 {
             let s = at.get("step").map_or(span, |v| v.span);
-            return Err(Diagnostic::new(format!("slice: step {step} must be at least 1"), s)
-                .with_label("bad step"));
+            return Err(
+                Diagnostic::new(format!("slice: step {step} must be at least 1"), s)
+                    .with_label("bad step"),
+            );
         }
         let norm = |v: i64| {
             let v = v as i128;

@@ -317,9 +317,8 @@ impl<'a> Parser<'a> {
                 self.expect(&Tok::Colon)?;
                 let ty = self.ty()?;
                 if self.peek() != &Tok::Assign {
-                    return Err(expected("`=` and an initialiser", self.peek_tok()).with_note(
-                        "e.g. `= zeros`, `= glorot_uniform`, `= normal(0, 0.02)`",
-                    ));
+                    return Err(expected("`=` and an initialiser", self.peek_tok())
+                        .with_note("e.g. `= zeros`, `= glorot_uniform`, `= normal(0, 0.02)`"));
                 }
                 self.bump();
                 let init = self.init()?;
@@ -503,7 +502,9 @@ impl<'a> Parser<'a> {
             let t = self.peek_tok();
             return Err(Diagnostic::new("comparisons cannot be chained", t.span)
                 .with_label("a second comparison")
-                .with_note("comparisons are non-associative: use parentheses, e.g. `(a < b) == c`"));
+                .with_note(
+                    "comparisons are non-associative: use parentheses, e.g. `(a < b) == c`",
+                ));
         }
         binary(op, lhs, rhs, t.span)
     }
@@ -779,7 +780,11 @@ fn number(tok: &Tok, neg: bool, span: Span) -> PResult<Option<Number>> {
             (NumValue::Float(if neg { -v } else { v }), t)
         }
         t if t.is_kw("inf") => (
-            NumValue::Float(if neg { f64::NEG_INFINITY } else { f64::INFINITY }),
+            NumValue::Float(if neg {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }),
             &"inf".to_string(),
         ),
         t if t.is_kw("nan") => (NumValue::Float(f64::NAN), &"nan".to_string()),
@@ -796,7 +801,14 @@ fn number(tok: &Tok, neg: bool, span: Span) -> PResult<Option<Number>> {
 /// end-of-line comments trail the statement on that line.
 fn attach_comments(m: &mut Model, comments: &[Comment], src: &str) {
     let line_of = |pos: usize| src[..pos.min(src.len())].matches('\n').count();
-    let own_line = |c: &Comment| src[..c.span.start].rsplit('\n').next().unwrap_or("").trim().is_empty();
+    let own_line = |c: &Comment| {
+        src[..c.span.start]
+            .rsplit('\n')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .is_empty()
+    };
     let open_line = line_of(m.name_span.start);
     let mut ci = 0;
     let mut prev_end = m.name_span.end;
@@ -832,7 +844,8 @@ fn attach_comments(m: &mut Model, comments: &[Comment], src: &str) {
         // Comments inside or at the end of the statement's last line trail it.
         let last_line = line_of(item.span.end);
         while ci < comments.len()
-            && (comments[ci].span.start < item.span.end || line_of(comments[ci].span.start) == last_line)
+            && (comments[ci].span.start < item.span.end
+                || line_of(comments[ci].span.start) == last_line)
         {
             append_trailing(item, &comments[ci].text);
             ci += 1;

@@ -27,7 +27,10 @@ pub fn print_graph(g: &Graph) -> String {
         let line = match &node.op {
             Op::Input => format!("input {name}: {ty}"),
             Op::Param { init } => format!("param {name}: {ty} = {}", init_str(init)),
-            Op::Const { value } => format!("const {name}: {ty} = {}", const_str(value, &node.types[0].shape)),
+            Op::Const { value } => format!(
+                "const {name}: {ty} = {}",
+                const_str(value, &node.types[0].shape)
+            ),
             op => {
                 let names: Vec<String> = node.names.iter().map(|n| quote_ident(n)).collect();
                 let operands: Vec<String> = g
@@ -38,7 +41,12 @@ pub fn print_graph(g: &Graph) -> String {
                 let in_types: Vec<&TensorType> = g.operands(id).iter().map(|&v| g.ty(v)).collect();
                 let mut args = operands;
                 args.extend(attrs(op, &in_types));
-                format!("{} = {}({})", names.join(", "), surface_name(op), args.join(", "))
+                format!(
+                    "{} = {}({})",
+                    names.join(", "),
+                    surface_name(op),
+                    args.join(", ")
+                )
             }
         };
         let _ = writeln!(s, "  {line}");
@@ -102,7 +110,12 @@ fn nest(items: &[String], shape: &[usize]) -> String {
         Some((&n, rest)) => {
             let chunk = items.len() / n.max(1);
             let parts: Vec<String> = (0..n)
-                .map(|i| nest(&items[(i * chunk).min(items.len())..((i + 1) * chunk).min(items.len())], rest))
+                .map(|i| {
+                    nest(
+                        &items[(i * chunk).min(items.len())..((i + 1) * chunk).min(items.len())],
+                        rest,
+                    )
+                })
                 .collect();
             format!("[{}]", parts.join(", "))
         }
@@ -252,7 +265,10 @@ fn attrs(op: &Op, inputs: &[&TensorType]) -> Vec<String> {
         }
         Op::Attention { causal, scale } => {
             flag("causal", *causal);
-            let e = inputs.first().and_then(|t| t.shape.last().copied()).unwrap_or(1);
+            let e = inputs
+                .first()
+                .and_then(|t| t.shape.last().copied())
+                .unwrap_or(1);
             if scale.to_bits() != default_attention_scale(e).to_bits() {
                 out.push(format!("scale={}", float_str(*scale)));
             }
@@ -274,7 +290,11 @@ fn list(v: &[usize]) -> String {
 
 /// A single value when the list has one entry, else a list.
 fn ints_str(v: &[usize]) -> String {
-    if v.len() == 1 { v[0].to_string() } else { list(v) }
+    if v.len() == 1 {
+        v[0].to_string()
+    } else {
+        list(v)
+    }
 }
 
 /// A single value when all entries are equal (and there is at least one), else a list.
