@@ -113,3 +113,6 @@ pub fn run_all<F: Float>(
     }
     Ok(results)
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,7 @@ pub(crate) fn mse<F: Float>(pred: &Value<F>, target: &Value<F>) -> OpResult<F> {
 }
 
 /// `mean_n(logsumexp(logits[n]) - logits[n, labels[n]])` with the row maximum
-/// subtracted inside the logsumexp; a label outside `0..C` is an error.
+/// subtracted inside the logsumexp (`-log_softmax` at the label); a label outside `0..C` is an error.
 pub(crate) fn cross_entropy<F: Float>(logits: &Value<F>, labels: &Value<F>) -> OpResult<F> {
     let (x, y) = (float(logits)?, int(labels)?);
     if x.ndim() != 2 || y.ndim() != 1 || y.len() != x.shape()[0] {
@@ -33,8 +33,10 @@ pub(crate) fn cross_entropy<F: Float>(logits: &Value<F>, labels: &Value<F>) -> O
             ));
         }
         let m = row.iter().fold(F::neg_infinity(), |m, &v| nan_max(m, v));
-        let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<F>().ln();
-        total += lse - row[label as usize];
+        // logsumexp - x[label], grouped as (m - x[label]) + log Σ exp(x - m) so
+        // large logits lose no precision.
+        let log_sum = row.iter().map(|&v| (v - m).exp()).sum::<F>().ln();
+        total += (m - row[label as usize]) + log_sum;
     }
     Ok(vec![Value::Float(scalar(
         total / F::cast_i64(y.len() as i64),
