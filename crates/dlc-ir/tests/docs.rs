@@ -16,7 +16,11 @@ fn op_reference_matches_the_op_table() {
         let (a, rest) = d.split_once("<!-- ops:begin -->\n").unwrap();
         let (_, b) = rest.split_once("<!-- ops:end -->").unwrap();
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ir.md");
-        std::fs::write(path, format!("{a}<!-- ops:begin -->\n{want}<!-- ops:end -->{b}")).unwrap();
+        std::fs::write(
+            path,
+            format!("{a}<!-- ops:begin -->\n{want}<!-- ops:end -->{b}"),
+        )
+        .unwrap();
         return;
     }
     assert!(
@@ -29,7 +33,12 @@ fn op_reference_matches_the_op_table() {
 fn every_op_example_parses() {
     for op in table::OPS {
         let stmt = syntax::parse(&format!("model m {{\n  {}\n}}\n", op.example));
-        assert!(stmt.is_ok(), "example of `{}` does not parse: {}", op.name, op.example);
+        assert!(
+            stmt.is_ok(),
+            "example of `{}` does not parse: {}",
+            op.name,
+            op.example
+        );
     }
 }
 
@@ -40,7 +49,8 @@ fn ir_code_blocks_in_the_docs_elaborate() {
     for block in d.split("```ir\n").skip(1) {
         let code = block.split("```").next().unwrap();
         if code.contains("model ") {
-            syntax::parse_graph(code, &Dims::new()).unwrap_or_else(|e| panic!("{}", e.render("docs", code)));
+            syntax::parse_graph(code, &Dims::new())
+                .unwrap_or_else(|e| panic!("{}", e.render("docs", code)));
             n += 1;
         }
     }

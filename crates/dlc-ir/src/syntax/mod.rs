@@ -14,6 +14,7 @@
 
 pub mod ast;
 pub mod attrs;
+mod comments;
 pub mod diagnostic;
 pub mod elaborate;
 pub mod format;
