@@ -50,10 +50,10 @@ fn infix_precedence_and_associativity() {
 #[test]
 fn weak_literals_take_the_tensor_dtype() {
     let g = graph(
-        "  input x: f32[2]\n  input i: i64[2]\n  a = 1 - x\n  b = x * 0.5\n  c = i + 1\n  d = 2\n  e = 2.0\n  f = 1e3\n  g = x * (1 + 2)\n  h = where(x > 0, x, 0)\n  k = maximum(i, 3)\n  n = -1\n  t = true",
+        "  input x: f32[2]\n  input i: i64[2]\n  a = 1 - x\n  b = x * 0.5\n  c = i + 1\n  d = 2\n  e = 2.0\n  f = 1e3\n  g = x * (1 + 2)\n  h = where(x > 0, x, 0)\n  k = maximum(i, 3)\n  n = -1\n  t = true\n  w = where(x > 0, 1.5, 0)",
     );
     let dt = |n: &str| g.ty(g.lookup(n).unwrap()).dtype;
-    for n in ["a", "b", "e", "f", "g", "h"] {
+    for n in ["a", "b", "e", "f", "g", "h", "w"] {
         assert_eq!(dt(n), DType::F32, "{n}");
     }
     for n in ["c", "d", "k", "n"] {

@@ -564,6 +564,14 @@ impl Elab {
             let hint = match partner {
                 Some(p) => Some(self.g.ty(p).dtype),
                 None if spec.name == "where" && i == 0 => Some(DType::Bool),
+                // All-literal partners agree on one dtype (f32 if any is a float).
+                None if group.contains(&i) => {
+                    let float = group
+                        .iter()
+                        .filter_map(|&j| pos.get(j))
+                        .any(|p| weak_dtype(p) == DType::F32);
+                    Some(if float { DType::F32 } else { weak_dtype(e) })
+                }
                 None => Some(weak_dtype(e)),
             };
             vals[i] = Some(self.eval(e, hint, None));
