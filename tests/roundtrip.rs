@@ -1,8 +1,9 @@
 //! Print/parse round trip at the top level: `elaborate(parse(print(g))) == g`.
 //!
-//! Covers every example model in `ir/` and randomly built chains of elementwise,
-//! reduction and shape ops with anonymous (`_N`) names. (The exhaustive per-Op
-//! cases live in `crates/dlc-ir/tests/roundtrip_ops.rs`.)
+//! Covers every example model in `ir/`, random graphs from `dlc_testgen` (every op
+//! family, anonymous `_N` names) and randomly built chains of elementwise,
+//! reduction and shape ops. (The exhaustive per-Op cases with non-default
+//! attributes live in `crates/dlc-ir/tests/roundtrip_ops.rs`.)
 
 use dlc_ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use dlc_ir::syntax::{self, Dims};
@@ -100,6 +101,16 @@ proptest! {
     ) {
         let g = chain(rows, cols, &steps);
         dlc_ir::verify(&g).unwrap();
+        assert_roundtrip(&g);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_testgen_graphs_round_trip(seed in any::<u64>()) {
+        let g = dlc_testgen::random_graph(seed, &dlc_testgen::GenConfig::default());
         assert_roundtrip(&g);
     }
 }
