@@ -38,7 +38,7 @@ pub fn parse(source: &str) -> Result<ast::Model, Diagnostics> {
 }
 
 /// Elaborates a parsed model to a typed graph, binding named dims from `dims`
-/// (over the model's defaults). The result passes [`crate::verify`].
+/// (over the model's defaults). The result passes [`crate::verify()`].
 pub fn elaborate(model: &ast::Model, dims: &Dims) -> Result<Graph, Diagnostics> {
     elaborate::elaborate_model(model, dims)
 }
