@@ -173,3 +173,55 @@ proptest! {
         exercise(&format!("{}{}{}", &src[..at], ins, &src[end..]));
     }
 }
+
+/// Operands of assorted ranks and dtypes for random calls.
+const POOL: &str = "  input s: f32[]\n  input v: f32[4]\n  input m: f32[3, 4]\n  input t: f32[2, 3, 4]\n  input q: f32[1, 2, 6, 6]\n  input i: i64[3]\n  input k: bool[3, 4]\n";
+const VALUES: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "-1",
+    "-5",
+    "3",
+    "100000000000",
+    "0.5",
+    "-inf",
+    "true",
+    "false",
+    "\"same\"",
+    "\"valid\"",
+    "\"tanh\"",
+    "f32",
+    "i64",
+    "B",
+    "[1, 2]",
+    "[0, -1]",
+    "[2, 2, 2, 2]",
+    "[]",
+    "[B, -1]",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Any op of the table, with operands and attributes drawn at random, either
+    /// elaborates to a verified graph or reports errors: lowering never panics.
+    #[test]
+    fn random_calls_never_panic(
+        op in prop::sample::select(syntax::table::OPS),
+        operands in prop::collection::vec(prop::sample::select(&["s", "v", "m", "t", "q", "i", "k", "1", "0.5"][..]), 0..8),
+        attrs in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(VALUES)), 0..4),
+    ) {
+        let mut args: Vec<String> = operands.iter().map(|s| s.to_string()).collect();
+        for (which, value) in attrs {
+            if !op.attrs.is_empty() {
+                args.push(format!("{}={value}", op.attrs[which.index(op.attrs.len())].name));
+            }
+        }
+        let src = format!("model m {{\n  dim B = 2\n{POOL}  y = {}({})\n}}\n", op.name, args.join(", "));
+        exercise(&src);
+        if let Ok(g) = syntax::parse_graph(&src, &Dims::new()) {
+            dlc_ir::verify(&g).unwrap();
+        }
+    }
+}
