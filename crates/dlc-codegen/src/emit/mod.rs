@@ -1,0 +1,208 @@
+//! Emission: each kernel becomes one Cranelift function in a JIT module.
+
+pub mod builder;
+mod copy;
+mod elementwise;
+pub mod math;
+mod matmul;
+mod reduce;
+
+use std::time::Instant;
+
+use cranelift_codegen::ir::{AbiParam, types};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module};
+
+use self::builder::{KernelBuilder, PTR};
+use crate::kernel::{Buffer, Kernel, KernelOp};
+use crate::{CodegenError, CodegenOptions};
+
+/// A compiled kernel: `table` points to the status block then one pointer per buffer.
+pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8, start: i64, end: i64);
+
+/// Text dumps of one kernel, when requested.
+#[derive(Clone, Debug, Default)]
+pub struct KernelDump {
+    /// Cranelift IR before compilation.
+    pub clif: Option<String>,
+    /// The backend's machine-code listing.
+    pub asm: Option<String>,
+    /// Size of the machine code in bytes.
+    pub code_bytes: usize,
+}
+
+/// The JIT module holding every kernel's machine code.
+pub struct CompiledKernels {
+    module: Option<JITModule>,
+    /// One function per kernel, in kernel order.
+    pub fns: Vec<KernelFn>,
+    /// Dumps per kernel (empty strings unless requested).
+    pub dumps: Vec<KernelDump>,
+    /// Seconds spent building Cranelift IR.
+    pub build_secs: f64,
+    /// Seconds spent in Cranelift's compiler (lowering, regalloc, emission).
+    pub compile_secs: f64,
+}
+
+impl std::fmt::Debug for CompiledKernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledKernels")
+            .field("fns", &self.fns.len())
+            .finish()
+    }
+}
+
+impl Drop for CompiledKernels {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the function pointers die with `self`; nothing can call them afterwards.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+// SAFETY: the module is only used to keep the code alive; the code is immutable
+// after finalisation and the kernels are reentrant (they touch only the buffers
+// passed to them).
+unsafe impl Send for CompiledKernels {}
+// SAFETY: as above; `&CompiledKernels` only exposes immutable function pointers.
+unsafe impl Sync for CompiledKernels {}
+
+/// Builds the target ISA for the host (FMA and AVX where present).
+pub fn host_isa(opts: &CodegenOptions) -> Result<OwnedTargetIsa, CodegenError> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+        flags
+            .set(k, v)
+            .map_err(|e| CodegenError::Cranelift(format!("setting {k}={v}: {e}")))
+    };
+    set(
+        &mut flags,
+        "opt_level",
+        if opts.optimize { "speed" } else { "none" },
+    )?;
+    set(&mut flags, "is_pic", "false")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| CodegenError::Cranelift(format!("host ISA: {e}")))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| CodegenError::Cranelift(format!("host ISA: {e}")))?;
+    Ok(isa)
+}
+
+/// Compiles every kernel.
+pub fn compile(
+    kernels: &[Kernel],
+    buffers: &[Buffer],
+    opts: &CodegenOptions,
+) -> Result<CompiledKernels, CodegenError> {
+    let isa = host_isa(opts)?;
+    let mut module = JITModule::new(JITBuilder::with_isa(
+        isa.clone(),
+        cranelift_module::default_libcall_names(),
+    ));
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut ids = Vec::with_capacity(kernels.len());
+    let mut dumps = Vec::with_capacity(kernels.len());
+    let (mut build_secs, mut compile_secs) = (0.0, 0.0);
+    for k in kernels {
+        let t0 = Instant::now();
+        ctx.func.signature.params = vec![
+            AbiParam::new(PTR),
+            AbiParam::new(types::I64),
+            AbiParam::new(types::I64),
+        ];
+        let args: Vec<(usize, usize)> = k
+            .inputs
+            .iter()
+            .chain(&k.outputs)
+            .map(|b| (b.index(), buffers[b.index()].bytes()))
+            .collect();
+        let fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let mut kb = KernelBuilder::new(fb, &args, opts.checked);
+        emit_body(&mut kb, k, buffers);
+        kb.finish().finalize(isa.frontend_config());
+        let mut dump = KernelDump::default();
+        if opts.dump_clif {
+            dump.clif = Some(ctx.func.display().to_string());
+        }
+        build_secs += t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        ctx.set_disasm(opts.dump_asm);
+        let id = module
+            .declare_function(&k.name, Linkage::Local, &ctx.func.signature)
+            .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| CodegenError::Cranelift(format!("{}: {e:?}", k.name)))?;
+        if let Some(code) = ctx.compiled_code() {
+            dump.code_bytes = code.code_buffer().len();
+            if opts.dump_asm {
+                dump.asm = code.vcode.clone();
+            }
+        }
+        compile_secs += t1.elapsed().as_secs_f64();
+        module.clear_context(&mut ctx);
+        ids.push(id);
+        dumps.push(dump);
+    }
+    let t2 = Instant::now();
+    module
+        .finalize_definitions()
+        .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
+    compile_secs += t2.elapsed().as_secs_f64();
+    let fns = ids
+        .iter()
+        // SAFETY: every function was declared with the `KernelFn` signature above.
+        .map(|&id| unsafe {
+            std::mem::transmute::<*const u8, KernelFn>(module.get_finalized_function(id))
+        })
+        .collect();
+    Ok(CompiledKernels {
+        module: Some(module),
+        fns,
+        dumps,
+        build_secs,
+        compile_secs,
+    })
+}
+
+/// Dispatches to the emitter of the kernel's op.
+fn emit_body(kb: &mut KernelBuilder, k: &Kernel, buffers: &[Buffer]) {
+    let n_in = k.inputs.len();
+    match &k.op {
+        KernelOp::Elementwise(e) => elementwise::emit(kb, e, n_in),
+        KernelOp::Copy(c) => copy::emit(kb, c),
+        KernelOp::Reduce {
+            kind,
+            outer,
+            len,
+            inner,
+        } => reduce::reduce(kb, *kind, *outer, *len, *inner),
+        KernelOp::ArgMax { outer, len, inner } => reduce::argmax(kb, *outer, *len, *inner),
+        KernelOp::Softmax {
+            outer,
+            len,
+            inner,
+            log,
+        } => reduce::softmax(kb, *outer, *len, *inner, *log),
+        KernelOp::MatMul(m) => matmul::emit(kb, m),
+        other => unreachable!(
+            "lowering produced {other:?} for {} (buffers {}) before its emitter exists",
+            k.name,
+            buffers.len()
+        ),
+    }
+}
