@@ -91,15 +91,20 @@ fn float_arith<F: Float>(op: BinaryOp, a: F, b: F) -> F {
     }
 }
 
+/// Whether `op` is defined on two integers.
+fn is_int_arith(op: BinaryOp) -> bool {
+    use BinaryOp::*;
+    matches!(op, Add | Sub | Mul | Maximum | Minimum)
+}
+
 /// One binary arithmetic op on two integers (wrapping, like the JIT's machine ops).
-fn int_arith(op: BinaryOp, a: i64, b: i64) -> Option<i64> {
+fn int_arith(op: BinaryOp, a: i64, b: i64) -> i64 {
     match op {
-        BinaryOp::Add => Some(a.wrapping_add(b)),
-        BinaryOp::Sub => Some(a.wrapping_sub(b)),
-        BinaryOp::Mul => Some(a.wrapping_mul(b)),
-        BinaryOp::Maximum => Some(a.max(b)),
-        BinaryOp::Minimum => Some(a.min(b)),
-        _ => None,
+        BinaryOp::Add => a.wrapping_add(b),
+        BinaryOp::Sub => a.wrapping_sub(b),
+        BinaryOp::Mul => a.wrapping_mul(b),
+        BinaryOp::Maximum => a.max(b),
+        _ => a.min(b),
     }
 }
 
@@ -127,10 +132,8 @@ pub(crate) fn binary<F: Float>(op: BinaryOp, a: &Value<F>, b: &Value<F>) -> OpRe
         (Value::Int(x), Value::Int(y)) if op.is_comparison() => {
             Value::Bool(zip_broadcast(x, y, |p, q| compare(op, p, q))?)
         }
-        (Value::Int(x), Value::Int(y)) if int_arith(op, 0, 0).is_some() => {
-            Value::Int(zip_broadcast(x, y, |p, q| {
-                int_arith(op, p, q).unwrap_or(0)
-            })?)
+        (Value::Int(x), Value::Int(y)) if is_int_arith(op) => {
+            Value::Int(zip_broadcast(x, y, |p, q| int_arith(op, p, q))?)
         }
         (Value::Bool(x), Value::Bool(y)) => match op {
             BinaryOp::And => Value::Bool(zip_broadcast(x, y, |p, q| p && q)?),

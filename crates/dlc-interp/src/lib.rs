@@ -15,9 +15,19 @@
 //! out of range) are errors, never panics; NaN and infinity propagate as in IEEE
 //! arithmetic.
 //!
-//! The kernels live in one module per op family: [`elementwise`](crate) ops,
-//! matrix products, convolutions, pooling, reductions and softmax, data movement,
-//! normalisation, losses, recurrent layers and attention.
+//! The kernels live in one private module per op family: elementwise ops,
+//! matrix products, convolutions, pooling, reductions and softmax, data
+//! movement, normalisation, losses, recurrent layers (with the grid LSTM) and
+//! attention; `eval` dispatches a node to its kernel.
+//!
+//! Semantics worth knowing beyond the op docs in [`dlc_ir::Op`]: softmax,
+//! log-softmax and cross-entropy subtract the maximum; softplus is
+//! `max(x, 0) + log1p(exp(-|x|))`; gelu uses `erf` from `libm`; reduce max/min,
+//! `maximum`/`minimum`, clamp and max pooling propagate NaN; argmax takes the
+//! first maximum (a NaN counts as the maximum); i64 add/sub/mul wrap; dropout
+//! keeps element `i` (row-major) iff [`dlc_ir::init::dropout_keep`] says so,
+//! scales kept values by `1/(1-p)` and writes exact zeros elsewhere; casts from
+//! float to i64 truncate toward zero and saturate (NaN → 0).
 #![deny(missing_docs)]
 
 mod array;
@@ -46,7 +56,7 @@ pub enum InterpError {
     /// before anything is evaluated).
     #[error(transparent)]
     Value(#[from] ValueError),
-    /// The graph breaks an invariant of [`dlc_ir::verify`] (checked first).
+    /// The graph breaks an invariant of [`dlc_ir::verify()`] (checked first).
     #[error(transparent)]
     Graph(#[from] VerifyError),
     /// An op failed on the values it received, e.g. an index out of range.

@@ -258,3 +258,60 @@ fn conv_transpose_is_the_adjoint_of_conv() {
         );
     }
 }
+
+/// Random conv2d attributes with an input that fits: (x shape, w shape, attrs).
+fn arb_conv() -> impl proptest::strategy::Strategy<Value = ([usize; 4], [usize; 4], ConvAttrs)> {
+    use proptest::prelude::*;
+    let dim = || {
+        (
+            1usize..4,
+            1usize..4,
+            1usize..3,
+            0usize..3,
+            0usize..3,
+            0usize..4,
+        )
+    };
+    (1usize..3, 1usize..3, 1usize..3, 1usize..3, dim(), dim()).prop_map(
+        |(n, groups, cg, og, dh, dw)| {
+            let mut x = [n, groups * cg, 0, 0];
+            let w_shape = [groups * og, cg, dh.0, dw.0];
+            let mut a = attrs(&[1, 1], &[(0, 0), (0, 0)], &[1, 1], groups);
+            for (d, (k, s, dil, lo, hi, extra)) in [dh, dw].into_iter().enumerate() {
+                let span = dil * (k - 1) + 1;
+                x[2 + d] = span.saturating_sub(lo + hi).max(1) + extra;
+                (a.stride[d], a.dilation[d], a.padding[d]) = (s, dil, (lo, hi));
+            }
+            (x, w_shape, a)
+        },
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+    #[test]
+    fn random_convs_match_the_naive_formula_and_their_transpose((xs, ws, a) in arb_conv(), seed in 0u64..1000) {
+        let x = noise::<f64>(&xs, seed);
+        let w = noise::<f64>(&ws, seed + 1);
+        let b = noise::<f64>(&[ws[0]], seed + 2);
+        let (shape, want) = naive_conv2d(&x, &w, Some(&b), &a);
+        let got = run1(Op::Conv(a.clone()), &[x.clone(), w.clone(), b]);
+        proptest::prop_assert_eq!(got.shape(), &shape[..]);
+        close(&floats(&got), &want, 1e-13);
+        // Adjointness with the transposed conv of the same attributes.
+        let y = noise::<f64>(&shape, seed + 3);
+        let out_pad: Vec<usize> = (0..2)
+            .map(|d| {
+                let padded = xs[2 + d] + a.padding[d].0 + a.padding[d].1;
+                padded - ((shape[2 + d] - 1) * a.stride[d] + a.dilation[d] * (ws[2 + d] - 1) + 1)
+            })
+            .collect();
+        let ta = tattrs(&a.stride, &a.padding, &out_pad, &a.dilation, a.groups);
+        let conv = run1(Op::Conv(a), &[x.clone(), w.clone()]);
+        let back = run1(Op::ConvTranspose(ta), &[y.clone(), w]);
+        proptest::prop_assert_eq!(back.shape(), &xs[..]);
+        let (lhs, rhs) = (dot(&conv, &y), dot(&x, &back));
+        proptest::prop_assert!((lhs - rhs).abs() < 1e-12 * (1.0 + lhs.abs()), "{} vs {}", lhs, rhs);
+    }
+}
