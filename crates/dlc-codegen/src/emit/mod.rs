@@ -5,7 +5,10 @@ mod copy;
 mod elementwise;
 pub mod math;
 mod matmul;
+mod norm;
 mod reduce;
+mod sequence;
+mod spatial;
 
 use std::time::Instant;
 
@@ -132,7 +135,7 @@ pub fn compile(
             .collect();
         let fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let mut kb = KernelBuilder::new(fb, &args, opts.checked);
-        emit_body(&mut kb, k, buffers);
+        emit_body(&mut kb, k);
         kb.finish().finalize(isa.frontend_config());
         let mut dump = KernelDump::default();
         if opts.dump_clif {
@@ -180,7 +183,7 @@ pub fn compile(
 }
 
 /// Dispatches to the emitter of the kernel's op.
-fn emit_body(kb: &mut KernelBuilder, k: &Kernel, buffers: &[Buffer]) {
+fn emit_body(kb: &mut KernelBuilder, k: &Kernel) {
     let n_in = k.inputs.len();
     match &k.op {
         KernelOp::Elementwise(e) => elementwise::emit(kb, e, n_in),
@@ -199,10 +202,8 @@ fn emit_body(kb: &mut KernelBuilder, k: &Kernel, buffers: &[Buffer]) {
             log,
         } => reduce::softmax(kb, *outer, *len, *inner, *log),
         KernelOp::MatMul(m) => matmul::emit(kb, m),
-        other => unreachable!(
-            "lowering produced {other:?} for {} (buffers {}) before its emitter exists",
-            k.name,
-            buffers.len()
-        ),
+        KernelOp::Norm(op) => norm::emit(kb, op, k),
+        KernelOp::Spatial(op) => spatial::emit(kb, op, k),
+        KernelOp::Sequence(op) => sequence::emit(kb, op, k),
     }
 }

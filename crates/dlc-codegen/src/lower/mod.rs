@@ -9,7 +9,10 @@
 
 mod elementwise;
 mod fusion;
+mod norm;
 mod ops;
+mod sequence;
+mod spatial;
 
 use std::collections::HashMap;
 

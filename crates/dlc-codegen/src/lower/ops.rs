@@ -6,7 +6,7 @@ use dlc_ir::{NodeId, Op, ReduceKind, ValueId};
 use super::Lower;
 use super::elementwise::broadcast_strides;
 use crate::CodegenError;
-use crate::kernel::{Activation, CopyKernel, Kernel, KernelOp, MatMulKernel, MatView};
+use crate::kernel::{Activation, BufId, CopyKernel, Kernel, KernelOp, MatMulKernel, MatView};
 
 /// Lowers one non-elementwise node.
 pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
@@ -90,7 +90,21 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         }
         Op::Concat { axis } => concat(cx, id, *axis),
         Op::MatMul => matmul(cx, id),
-        other => Err(CodegenError::Unsupported(other.name())),
+        Op::Gather { .. }
+        | Op::OneHot { .. }
+        | Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::MseLoss
+        | Op::CrossEntropy => super::norm::lower(cx, id),
+        Op::Conv(_) | Op::ConvTranspose(_) | Op::Pool(_) => super::spatial::lower(cx, id),
+        Op::Recurrent { .. }
+        | Op::GridLstm
+        | Op::Attention { .. }
+        | Op::MultiHeadAttention { .. } => super::sequence::lower(cx, id),
+        other => Err(CodegenError::Internal(format!(
+            "{} reached the op lowering",
+            other.name()
+        ))),
     }
 }
 
@@ -115,7 +129,7 @@ pub(crate) fn split3(shape: &[usize], a: usize, b: usize) -> (usize, usize, usiz
 }
 
 /// Emits a one-input, one-output kernel writing the node's first result.
-fn single(
+pub(crate) fn single(
     cx: &mut Lower,
     id: NodeId,
     name: &str,
@@ -274,7 +288,21 @@ fn matmul(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
     };
     let inputs = vec![cx.buf(ops[0]), cx.buf(ops[1])];
     let out = cx.result_buffer(ValueId::first(id));
-    let nb: usize = batch.iter().product();
+    push_matmul(cx, mk, inputs, out, vec![id]);
+    Ok(())
+}
+
+/// Appends a matmul kernel: `inputs` are A, B and (when `mk.bias` is set) the bias
+/// buffer; `out` receives the contiguous `[batch.., m, n]` result.
+pub(crate) fn push_matmul(
+    cx: &mut Lower,
+    mk: MatMulKernel,
+    inputs: Vec<BufId>,
+    out: BufId,
+    nodes: Vec<NodeId>,
+) {
+    let nb: usize = mk.batch.iter().product();
+    let (m, n, k) = (mk.m, mk.n, mk.k);
     cx.push_kernel(Kernel {
         name: "matmul".to_string(),
         op: KernelOp::MatMul(mk),
@@ -283,8 +311,7 @@ fn matmul(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         parallel: nb * m,
         flops: (2 * nb * m * n * k) as f64,
         bytes: (4 * nb * (m * k + k * n + m * n)) as f64,
-        nodes: vec![id],
+        nodes,
         in_place: vec![],
     });
-    Ok(())
 }

@@ -6,7 +6,15 @@
 //! Each kernel may be split over threads along one outer loop of extent
 //! [`Kernel::parallel`]: the compiled function receives a sub-range of it.
 
-use dlc_ir::{BinaryOp, CellKind, DType, NodeId, ReduceKind, UnaryOp};
+mod norm;
+mod sequence;
+mod spatial;
+
+use dlc_ir::{BinaryOp, DType, NodeId, ReduceKind, UnaryOp};
+
+pub use norm::NormOp;
+pub use sequence::SequenceOp;
+pub use spatial::SpatialOp;
 
 /// Identifies a buffer of a [`crate::Program`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,89 +122,16 @@ pub enum KernelOp {
         /// Log-softmax instead of softmax.
         log: bool,
     },
-    /// Layer normalisation of `rows` rows of `cols`; inputs `x, gamma, beta`.
-    LayerNorm {
-        /// Number of rows.
-        rows: usize,
-        /// Normalised length.
-        cols: usize,
-        /// Added to the variance.
-        eps: f32,
-    },
     /// A strided copy (transpose, slice, broadcast, concat piece).
     Copy(CopyKernel),
-    /// `out[o, c, i] = x[o, idx[c], i]` with `x` viewed as `[outer, axis_len, inner]`.
-    Gather {
-        /// Dims before the axis.
-        outer: usize,
-        /// Length of the indexed axis.
-        axis_len: usize,
-        /// Number of indices.
-        count: usize,
-        /// Dims after the axis (elements copied per index).
-        inner: usize,
-        /// Element type of `x`.
-        dtype: DType,
-    },
-    /// One-hot rows of `depth` for `count` i64 indices.
-    OneHot {
-        /// Number of indices.
-        count: usize,
-        /// Row length.
-        depth: usize,
-    },
     /// (Batched) matrix product with arbitrary operand strides and an optional bias row.
     MatMul(MatMulKernel),
-    /// Direct or implicit-GEMM convolution.
-    Conv(ConvKernel),
-    /// Transposed convolution.
-    ConvTranspose(ConvKernel),
-    /// Max or average pooling.
-    Pool(PoolKernel),
-    /// Batch normalisation of `[n, c, inner]`; inputs `x, gamma, beta, mean, var`.
-    BatchNorm {
-        /// Batch size.
-        n: usize,
-        /// Channels.
-        c: usize,
-        /// Product of the spatial dims.
-        inner: usize,
-        /// Added to the variance.
-        eps: f32,
-        /// Running-statistics momentum.
-        momentum: f32,
-        /// Training form (batch statistics; three outputs).
-        training: bool,
-    },
-    /// `mean((pred - target)^2)` over `len` elements.
-    MseLoss {
-        /// Element count.
-        len: usize,
-    },
-    /// Mean softmax cross-entropy of `[n, c]` logits against i64 labels.
-    CrossEntropy {
-        /// Batch size.
-        n: usize,
-        /// Classes.
-        c: usize,
-    },
-    /// The recurrence of an rnn/lstm/gru over precomputed input projections.
-    Recurrent(RecurrentKernel),
-    /// The 2-D grid LSTM.
-    GridLstm {
-        /// Grid height.
-        rows: usize,
-        /// Grid width.
-        cols: usize,
-        /// Batch.
-        batch: usize,
-        /// Input features.
-        features: usize,
-        /// Hidden size.
-        hidden: usize,
-    },
-    /// Scaled dot-product attention with strided operands.
-    Attention(AttentionKernel),
+    /// Gather, one-hot, normalisation and loss kernels.
+    Norm(NormOp),
+    /// Convolution, transposed convolution and pooling kernels.
+    Spatial(SpatialOp),
+    /// Recurrent, grid-LSTM and attention kernels.
+    Sequence(SequenceOp),
 }
 
 /// A read of one kernel input inside an elementwise expression.
@@ -313,111 +248,4 @@ pub struct MatMulKernel {
     pub bias: Option<usize>,
     /// Activation applied to C.
     pub activation: Activation,
-}
-
-/// A convolution or transposed convolution over 1 or 2 spatial dims (1-D uses a height of 1).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConvKernel {
-    /// Batch.
-    pub n: usize,
-    /// Input channels.
-    pub c_in: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Input spatial size `[h, w]`.
-    pub input: [usize; 2],
-    /// Output spatial size `[h, w]`.
-    pub output: [usize; 2],
-    /// Kernel size `[kh, kw]`.
-    pub kernel: [usize; 2],
-    /// Stride.
-    pub stride: [usize; 2],
-    /// Padding before `[top, left]` (after-padding follows from the output size).
-    pub pad: [usize; 2],
-    /// Dilation.
-    pub dilation: [usize; 2],
-    /// Channel groups.
-    pub groups: usize,
-    /// Whether input 2 is a bias.
-    pub bias: bool,
-    /// Activation applied to the result.
-    pub activation: Activation,
-}
-
-/// Max/average pooling of `[n*c, h, w]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PoolKernel {
-    /// Batch × channels.
-    pub planes: usize,
-    /// Input `[h, w]`.
-    pub input: [usize; 2],
-    /// Output `[h, w]`.
-    pub output: [usize; 2],
-    /// Window.
-    pub kernel: [usize; 2],
-    /// Stride.
-    pub stride: [usize; 2],
-    /// Padding before `[top, left]`.
-    pub pad: [usize; 2],
-    /// `None` for max pooling, `Some(count_include_pad)` for average pooling.
-    pub avg: Option<bool>,
-}
-
-/// The time loop of a recurrent layer.
-///
-/// Inputs: `xproj [T, B, G*H]` (= x W_ihᵀ + b_ih, precomputed by a matmul kernel),
-/// `h0 [B, H]`, (`c0 [B, H]`), `w_hh [G*H, H]`, `b_hh [G*H]`.
-/// Outputs: `y [T, B, H]` (sequence form only), `h_n`, (`c_n`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecurrentKernel {
-    /// The cell.
-    pub cell: CellKind,
-    /// Time steps (1 for a cell op).
-    pub steps: usize,
-    /// Batch.
-    pub batch: usize,
-    /// Hidden size.
-    pub hidden: usize,
-    /// Whether `y` is an output.
-    pub sequence: bool,
-}
-
-/// A strided 3-D view `[batch, rows, cols]` for attention operands.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttnView {
-    /// Element offset.
-    pub offset: usize,
-    /// Stride per batch dim.
-    pub batch_strides: Vec<usize>,
-    /// Stride between rows (sequence positions).
-    pub row_stride: usize,
-}
-
-/// Scaled dot-product attention `softmax(q kᵀ · scale + mask) v` per batch.
-///
-/// Inputs `q, k, v`, output `o`; feature columns are contiguous in every view.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttentionKernel {
-    /// Batch dims (their product is the parallel extent).
-    pub batch: Vec<usize>,
-    /// Query length.
-    pub l: usize,
-    /// Key length.
-    pub s: usize,
-    /// Query/key feature size.
-    pub e: usize,
-    /// Value feature size.
-    pub ev: usize,
-    /// Causal mask.
-    pub causal: bool,
-    /// Score scale.
-    pub scale: f32,
-    /// Query view.
-    pub q: AttnView,
-    /// Key view.
-    pub k: AttnView,
-    /// Value view.
-    pub v: AttnView,
-    /// Output view.
-    pub o: AttnView,
 }

@@ -1,0 +1,11 @@
+//! Lowering of the spatial op family (see `crate::kernel::spatial`).
+
+use dlc_ir::NodeId;
+
+use super::Lower;
+use crate::CodegenError;
+
+/// Lowers one node of the family.
+pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
+    Err(CodegenError::Unsupported(cx.g.node(id).op.name()))
+}
