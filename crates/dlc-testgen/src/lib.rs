@@ -2,7 +2,7 @@
 //! JIT, optimised vs unoptimised, print/parse round trip), the differential
 //! fuzzer (`dlc fuzz`) and the benchmarks.
 //!
-//! - [`random_graph`]: a random, well-typed graph that [`dlc_ir::verify`] accepts,
+//! - [`random_graph`]: a random, well-typed graph that [`dlc_ir::verify()`] accepts,
 //!   built deterministically from a seed (the same on every machine: the only
 //!   random source is [`dlc_ir::init::SplitMix64`]);
 //! - [`random_values`]: inputs and parameters for it that keep every op in its
@@ -154,3 +154,6 @@ pub fn arb_case(cfg: GenConfig) -> impl proptest::strategy::Strategy<Value = Cas
     let max = cfg.max_ops.max(1);
     (any::<u64>(), 1..=max).prop_map(move |(seed, ops)| Case::new(seed, ops, &cfg))
 }
+
+#[cfg(test)]
+mod tests;

@@ -168,19 +168,60 @@ fn values_are_finite_typed_and_in_range() {
 #[test]
 fn fewer_ops_give_a_prefix() {
     let cfg = GenConfig::default();
-    for seed in 0..200u64 {
+    for seed in 0..300u64 {
         let (a, b) = (
             random_graph_with_ops(seed, &cfg, 3),
             random_graph_with_ops(seed, &cfg, 4),
         );
-        let n = a.len() - 0;
-        let _ = n;
-        assert!(
-            a.node_ids()
-                .zip(b.node_ids())
-                .take_while(|(x, y)| a.node(*x) == b.node(*y))
-                .count()
-                >= 1
-        );
+        assert!(a.len() <= b.len(), "seed {seed}");
+        for (x, y) in a.node_ids().zip(b.node_ids()) {
+            assert_eq!(a.node(x), b.node(y), "seed {seed}");
+            assert_eq!(a.operands(x), b.operands(y), "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn generation_speed() {
+    let cfg = GenConfig::default();
+    let start = Instant::now();
+    let mut values = 0.0;
+    for seed in 0..2_000u64 {
+        let g = random_graph(seed, &cfg);
+        let (inputs, _) = random_values(&g, seed);
+        values += inputs.len() as f64;
+    }
+    let t = start.elapsed().as_secs_f64();
+    let graphs = Instant::now();
+    for seed in 0..2_000u64 {
+        std::hint::black_box(random_graph(seed, &cfg));
+    }
+    let g = graphs.elapsed().as_secs_f64();
+    eprintln!(
+        "generation: {:.0} graphs/s; with random_values: {:.0} cases/s ({:.1} inputs/case)",
+        2_000.0 / g,
+        2_000.0 / t,
+        values / 2_000.0
+    );
+}
+
+#[cfg(feature = "proptest")]
+mod strategy {
+    use dlc_testgen::{Case, GenConfig, arb_case, tolerances};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn arb_case_yields_verified_graphs_with_values(case in arb_case(GenConfig::default())) {
+            let Case { seed, ops, graph, inputs, params } = case;
+            dlc_ir::verify(&graph).unwrap();
+            dlc_tensor::check_inputs(&graph, &inputs).unwrap();
+            dlc_tensor::check_params(&graph, &params).unwrap();
+            prop_assert_eq!(&graph, &dlc_testgen::random_graph_with_ops(seed, &GenConfig::default(), ops));
+            for (_, tol) in tolerances(&graph) {
+                prop_assert!(tol.atol.is_finite() && tol.rtol.is_finite() && tol.rtol <= 1e-2);
+            }
+        }
     }
 }

@@ -51,9 +51,7 @@ impl Builder {
             }
             _ => self.bounded(x, 1e4),
         };
-        let v = self.unary(u, x);
-        self.emit(v);
-        Some(())
+        self.emit_op(Op::Unary(u), &[x]).map(|_| ())
     }
 
     fn ew_binary(&mut self) -> Option<()> {
@@ -95,9 +93,7 @@ impl Builder {
             B::Mul => (self.tame(x), self.tame(y)),
             _ => (self.bounded(x, 1e4), self.bounded(y, 1e4)),
         };
-        let v = self.binary(b, x, y);
-        self.emit(v);
-        Some(())
+        self.emit_op(Op::Binary(b), &[x, y]).map(|_| ())
     }
 
     /// A value of `dtype` that broadcasts with `a` (exact if asked): `a` itself, a
@@ -214,9 +210,7 @@ impl Builder {
         if !fits {
             y = x;
         }
-        let id = self.try_op(Op::Where, &[c, x, y])?;
-        self.emit(ValueId::first(id));
-        Some(())
+        self.emit_op(Op::Where, &[c, x, y]).map(|_| ())
     }
 
     fn ew_logical(&mut self) -> Option<()> {
@@ -267,9 +261,7 @@ impl Builder {
                 }
             }
         };
-        let v = self.op(op, &[x]);
-        self.emit(v);
-        Some(())
+        self.emit_op(op, &[x]).map(|_| ())
     }
 
     fn ew_cast(&mut self) -> Option<()> {

@@ -22,6 +22,10 @@ use crate::{Family, GenConfig};
 /// brought below this first.
 const GROWTH_LIMIT: f64 = 64.0;
 
+/// Main ops whose f32 results would carry an estimated error above this fraction
+/// of their magnitude are not emitted (the step is retried on fresh operands).
+const REL_LIMIT: f64 = 1e-3;
+
 /// Builds one graph.
 pub(crate) struct Builder {
     pub cfg: GenConfig,
@@ -38,6 +42,10 @@ pub(crate) struct Builder {
     names: usize,
     /// Retrying a step that did not fit the budgets: fresh, small operands only.
     small: bool,
+    /// Main ops refused as ill-conditioned (for the generator's own tests).
+    pub rejected: usize,
+    /// Attempts at a step that failed (budget or conditioning) and were retried.
+    pub retried: usize,
 }
 
 /// The op count of `random_graph(seed, cfg)`, from a stream separate from the
@@ -48,6 +56,12 @@ pub(crate) fn op_count(seed: u64, cfg: &GenConfig) -> usize {
 
 /// A graph of `ops` main ops built from `seed`.
 pub(crate) fn build(seed: u64, cfg: &GenConfig, ops: usize) -> Graph {
+    build_counting(seed, cfg, ops).0
+}
+
+/// [`build`], also returning how many main ops were refused as ill-conditioned
+/// and how many step attempts were retried.
+pub(crate) fn build_counting(seed: u64, cfg: &GenConfig, ops: usize) -> (Graph, usize, usize) {
     let mut b = Builder {
         cfg: cfg.sanitized(),
         rng: Rng::new(seed),
@@ -58,13 +72,15 @@ pub(crate) fn build(seed: u64, cfg: &GenConfig, ops: usize) -> Graph {
         safe_pos: Vec::new(),
         names: 0,
         small: false,
+        rejected: 0,
+        retried: 0,
     };
     for _ in 0..ops.max(1) {
         let family = b.rng.pick(&b.cfg.families);
         b.family(family);
     }
     b.finish();
-    b.g
+    (b.g, b.rejected, b.retried)
 }
 
 impl Builder {
@@ -79,6 +95,7 @@ impl Builder {
             if done {
                 return;
             }
+            self.retried += 1;
         }
         let x = self.input(DType::F32, vec![1]);
         let v = self.unary(UnaryOp::Relu, x);
@@ -253,6 +270,13 @@ impl Builder {
     /// If the op is ill-typed: the generator constructs valid attributes directly,
     /// so this is a generator bug (the crate's tests draw thousands of graphs).
     pub fn try_op(&mut self, op: Op, args: &[ValueId]) -> Option<NodeId> {
+        self.add_checked(op, args, false)
+    }
+
+    /// [`Builder::try_op`], optionally also refusing ill-conditioned results: an f32
+    /// result whose estimated error exceeds [`REL_LIMIT`] of its magnitude would
+    /// get a tolerance so loose that the comparison says little.
+    fn add_checked(&mut self, op: Op, args: &[ValueId], guard: bool) -> Option<NodeId> {
         let tys: Vec<TensorType> = args.iter().map(|&v| self.ty(v)).collect();
         let out = infer(&op, &tys).unwrap_or_else(|e| {
             panic!("dlc-testgen built an invalid op: {e}\n  op: {op:?}\n  operands: {tys:?}")
@@ -260,8 +284,17 @@ impl Builder {
         if out.iter().any(|t| t.numel() > self.cfg.max_numel) {
             return None;
         }
+        let arg_facts: Vec<Fact> = args.iter().map(|&v| self.fact(v)).collect();
+        let refs: Vec<&TensorType> = tys.iter().collect();
+        let f = facts::op_facts(&op, &arg_facts, &refs, &out);
+        let bad = |(f, t): (&Fact, &TensorType)| {
+            t.dtype == DType::F32 && f.err > REL_LIMIT * f.m() && f.err > 1e-6
+        };
+        if guard && f.iter().zip(&out).any(bad) {
+            self.rejected += 1;
+            return None;
+        }
         let id = self.g.add_anon(op, args).expect("inferred above");
-        let f = facts::node_facts(&self.g, id, &self.facts);
         self.facts.push(f);
         Some(id)
     }
@@ -286,9 +319,10 @@ impl Builder {
         v
     }
 
-    /// Adds a main op and emits a non-empty random subset of its results.
+    /// Adds a main op (if within budget and well-conditioned) and emits a
+    /// non-empty random subset of its results.
     pub fn emit_op(&mut self, op: Op, args: &[ValueId]) -> Option<ValueId> {
-        let id = self.try_op(op, args)?;
+        let id = self.add_checked(op, args, true)?;
         let n = self.g.node(id).types.len();
         let mut chosen: Vec<u32> = (0..n as u32).filter(|_| self.rng.pct(60)).collect();
         if chosen.is_empty() {
@@ -485,13 +519,17 @@ impl Builder {
     // ------------------------------------------------------ domain and range
 
     /// `v` with magnitude at most `limit` (>= 1): unchanged, or squashed by tanh,
-    /// sigmoid, a clamp, or an exact power-of-two scaling.
+    /// sigmoid, a clamp, or an exact power-of-two scaling (the only choice when
+    /// `v` carries a noticeable absolute error, which squashing would turn into a
+    /// large relative one).
     pub fn bounded(&mut self, v: ValueId, limit: f64) -> ValueId {
+        let Fact { err, .. } = self.fact(v);
         let m = self.fact(v).m();
         if m <= limit {
             return v;
         }
-        match self.rng.below(4) {
+        let choice = if err > 1e-4 { 3 } else { self.rng.below(4) };
+        match choice {
             0 => self.unary(UnaryOp::Tanh, v),
             1 => self.unary(UnaryOp::Sigmoid, v),
             2 => {

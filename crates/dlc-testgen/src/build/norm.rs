@@ -5,8 +5,16 @@ use dlc_ir::Op;
 use super::Builder;
 
 impl Builder {
-    fn norm_eps(&mut self) -> f64 {
-        self.rng.pick(&[1e-5, 1e-3, 1e-2, 0.1])
+    /// Emits a normalisation with a random `eps`, or a larger one when the small
+    /// `eps` would amplify the operand's error too much (a nearly constant group
+    /// amplifies errors by up to `1/sqrt(eps)`).
+    fn emit_norm(&mut self, op: impl Fn(f64) -> Op, args: &[dlc_ir::ValueId]) -> Option<()> {
+        const EPS: [f64; 4] = [1e-5, 1e-3, 1e-2, 0.1];
+        let first = self.rng.below(EPS.len());
+        EPS[first..]
+            .iter()
+            .find_map(|&eps| self.emit_op(op(eps), args))
+            .map(|_| ())
     }
 
     pub(super) fn norm(&mut self) -> Option<()> {
@@ -32,12 +40,13 @@ impl Builder {
                     self.param_in(vec![c], 0.5, 2.0),
                 )
             };
-            let op = Op::BatchNorm {
-                eps: self.norm_eps(),
-                momentum: self.rng.pick(&[0.1, 0.01, 0.5, 0.9]),
+            let momentum = self.rng.pick(&[0.1, 0.01, 0.5, 0.9]);
+            let op = |eps| Op::BatchNorm {
+                eps,
+                momentum,
                 training,
             };
-            return self.emit_op(op, &[x, gamma, beta, mean, var]).map(|_| ());
+            return self.emit_norm(op, &[x, gamma, beta, mean, var]);
         }
         let x = self.f32_operand(1, 4);
         let x = self.bounded(x, 1e3);
@@ -54,11 +63,7 @@ impl Builder {
                 self.param_in(s[axis..].to_vec(), -0.5, 0.5),
             )
         };
-        let op = Op::LayerNorm {
-            axis,
-            eps: self.norm_eps(),
-        };
-        self.emit_op(op, &[x, gamma, beta]).map(|_| ())
+        self.emit_norm(|eps| Op::LayerNorm { axis, eps }, &[x, gamma, beta])
     }
 
     pub(super) fn dropout(&mut self) -> Option<()> {

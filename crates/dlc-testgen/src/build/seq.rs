@@ -132,7 +132,7 @@ impl Builder {
         let query = self.bounded(query, 4.0);
         let s = self.shape(query);
         let (l, n, e) = (s[0], s[1], s[2]);
-        let divs: Vec<usize> = (1..=e).filter(|h| e % h == 0).collect();
+        let divs: Vec<usize> = (1..=e).filter(|&h| e.is_multiple_of(h)).collect();
         let heads = if self.rng.coin() {
             1
         } else {

@@ -20,7 +20,7 @@ impl Builder {
 
     /// A divisor of `c`: 1 half of the time, `c` (depthwise) sometimes, else any.
     fn groups_of(&mut self, c: usize) -> usize {
-        let divs: Vec<usize> = (1..=c).filter(|g| c % g == 0).collect();
+        let divs: Vec<usize> = (1..=c).filter(|&g| c.is_multiple_of(g)).collect();
         match self.rng.below(10) {
             0..=4 => 1,
             5..=6 => c,

@@ -2,7 +2,7 @@
 
 use dlc_ir::{Op, PoolKind, ReduceKind, TensorType, UnaryOp};
 
-use super::{EPS, Fact, ULP_EXP, ULP_RECIP, ULP_TRANSC, add, mul, unary};
+use super::{EPS, Fact, ULP_EXP, ULP_RECIP, ULP_TRANSC, add, ln, mul, unary};
 
 /// A sum of `n` products `a_i * b_i` (a matmul or conv output, a sum reduction
 /// with `b = 1`).
@@ -41,18 +41,25 @@ pub(crate) fn mean(n: usize, x: &Fact) -> Fact {
 }
 
 /// Softmax over `n` values: in `[0, 1]`; error `2·e_x` carried (the Jacobian's
-/// rows have absolute sum at most 2) plus the relative rounding of `x - max`
-/// (`eps·range`), exp, the sum and the division.
+/// rows have absolute sum at most 2) plus [`softmax_round`].
 pub(crate) fn softmax(n: usize, x: &Fact) -> Fact {
+    Fact::approx(0.0, 1.0, 2.0 * x.err + softmax_round(n))
+}
+
+/// The rounding error of softmax probabilities over `n` values, absolute (and
+/// relative to `p`): `x_j - max` is rounded by `eps·d_j` with `d_j = max - x_j`,
+/// which moves `p_j` by `p_j·eps·d_j <= eps/e`, and the normaliser by
+/// `eps·sum p_j d_j <= eps·ln n` (the mean gap of a softmax is at most its
+/// entropy); exp adds 4 ulp, the sum `sqrt(n)` and the division 1.
+pub(crate) fn softmax_round(n: usize) -> f64 {
     let n = n as f64;
-    let round = EPS * (ULP_EXP + 2.0 + n.sqrt() + 2.0 * (x.hi - x.lo));
-    Fact::approx(0.0, 1.0, 2.0 * x.err + round)
+    EPS * (0.37 + ln(n) + ULP_EXP + n.sqrt() + 1.0)
 }
 
 fn log_softmax(n: usize, x: &Fact) -> Fact {
     let (n, range) = (n as f64, x.hi - x.lo);
-    let round = EPS * (ULP_EXP + ULP_TRANSC + n.sqrt() + 3.0 * (range + n.ln()));
-    Fact::approx(-range - n.ln(), 0.0, 2.0 * x.err + round)
+    let round = EPS * (ULP_EXP + ULP_TRANSC + n.sqrt() + 3.0 * (range + ln(n)));
+    Fact::approx(-range - ln(n), 0.0, 2.0 * x.err + round)
 }
 
 pub(crate) fn neg(x: &Fact) -> Fact {
@@ -72,11 +79,11 @@ fn scalar(v: f64) -> Fact {
 ///
 /// A group may be nearly constant (relu'd or broadcast data), so the worst-case
 /// amplification of errors in `x - mean` is `A = 1/sqrt(eps)`, not `1/std`; the
-/// normalised value is bounded by `sqrt(n - 1)`.
+/// normalised value is bounded by `sqrt(n - 1)`, and practically by 6.
 fn normalize(n: usize, eps: f64, x: &Fact) -> Fact {
     let amp = 1.0 / eps.sqrt();
     let nf = n as f64;
-    let zm = ((nf - 1.0).sqrt().max(1.0)).min((x.hi - x.lo) * amp);
+    let zm = (nf - 1.0).sqrt().clamp(1.0, 6.0).min((x.hi - x.lo) * amp);
     let e_dev = 2.0 * x.err + EPS * (2.0 + nf.sqrt()) * x.m();
     let err = amp * e_dev * (1.0 + zm) + zm * EPS * (nf.sqrt() + ULP_RECIP + 2.0);
     Fact::approx(-zm, zm, err)
@@ -180,8 +187,8 @@ pub(super) fn op_facts(
         }
         Op::CrossEntropy => {
             let (c, range) = (xs[1] as f64, x.hi - x.lo);
-            let round = EPS * (ULP_EXP + ULP_TRANSC + c.sqrt() + 3.0 * (range + c.ln()));
-            let row = Fact::approx(0.0, range + c.ln(), 2.0 * x.err + round);
+            let round = EPS * (ULP_EXP + ULP_TRANSC + c.sqrt() + 3.0 * (range + ln(c)));
+            let row = Fact::approx(0.0, range + ln(c), 2.0 * x.err + round);
             mean(xs[0], &row)
         }
         _ => return None,

@@ -11,8 +11,12 @@
 //!
 //! [`tolerance`]: crate::tolerance
 
+mod detmath;
 mod layers;
 mod seq;
+
+pub(crate) use detmath::{exp, ln};
+use detmath::{exp_m1, ln_1p, tanh};
 
 use dlc_ir::init::fans;
 use dlc_ir::{BinaryOp, ConstValue, DType, Graph, Init, NodeId, Op, TensorType, UnaryOp};
@@ -145,11 +149,11 @@ fn smooth(x: &Fact, (lo, hi): (f64, f64), lip: f64, round: f64) -> Fact {
 }
 
 fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
 }
 
 fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
+    x.max(0.0) + ln_1p(exp(-x.abs()))
 }
 
 /// Facts of a unary op.
@@ -180,12 +184,12 @@ pub(crate) fn unary(u: UnaryOp, x: &Fact) -> Fact {
         },
         UnaryOp::Not => *x,
         UnaryOp::Exp => {
-            let (lo, hi) = x.map_up(f64::exp);
+            let (lo, hi) = x.map_up(exp);
             smooth(x, (lo, hi), hi, ULP_EXP * EPS * hi)
         }
         UnaryOp::Log => {
             let l = x.lo.max(TINY);
-            let (lo, hi) = (l.ln(), x.hi.max(l).ln());
+            let (lo, hi) = (ln(l), ln(x.hi.max(l)));
             smooth(
                 x,
                 (lo, hi),
@@ -201,14 +205,13 @@ pub(crate) fn unary(u: UnaryOp, x: &Fact) -> Fact {
         UnaryOp::Rsqrt => {
             let l = x.lo.max(TINY);
             let (lo, hi) = (1.0 / x.hi.max(l).sqrt(), 1.0 / l.sqrt());
-            smooth(x, (lo, hi), 0.5 * l.powf(-1.5), ULP_RECIP * EPS * hi)
+            smooth(x, (lo, hi), 0.5 / (l * l.sqrt()), ULP_RECIP * EPS * hi)
         }
         UnaryOp::Sigmoid => smooth(x, x.map_up(sigmoid), 0.25, ULP_TRANSC * EPS),
-        UnaryOp::Tanh => smooth(x, x.map_up(f64::tanh), 1.0, ULP_TRANSC * EPS),
+        UnaryOp::Tanh => smooth(x, x.map_up(tanh), 1.0, ULP_TRANSC * EPS),
         UnaryOp::GeluErf | UnaryOp::GeluTanh => {
             // x·Φ(x) has its minimum -0.170 at x = -0.752; it increases on either side.
-            let phi =
-                |v: f64| 0.5 * v * (1.0 + (v * 0.797_884_6 * (1.0 + 0.044_715 * v * v)).tanh());
+            let phi = |v: f64| 0.5 * v * (1.0 + tanh(v * 0.797_884_6 * (1.0 + 0.044_715 * v * v)));
             let (a, b) = (phi(x.lo), phi(x.hi));
             let lo = if x.lo < -0.752 && x.hi > -0.752 {
                 -0.171
@@ -274,9 +277,9 @@ pub(crate) fn binary(b: BinaryOp, x: &Fact, y: &Fact, dtype: DType) -> Fact {
         }
         BinaryOp::Pow => {
             let base = x.lo.max(TINY);
-            let ln = Fact::exact(base.ln(), x.hi.max(base).ln());
+            let ln = Fact::exact(ln(base), ln(x.hi.max(base)));
             let (tlo, thi) = mul_range(&ln, y);
-            let (lo, hi) = (tlo.exp(), thi.exp());
+            let (lo, hi) = (exp(tlo), exp(thi));
             let t = tlo.abs().max(thi.abs());
             let rel = y.m() * x.err / base + ln.m() * y.err + ULP_POW * EPS * (1.0 + t);
             Fact::approx(lo, hi, hi * rel)
@@ -348,7 +351,7 @@ pub(crate) fn op_facts(
             })
         }
         Op::Elu { alpha } => {
-            let f = |v: f64| if v > 0.0 { v } else { alpha * v.exp_m1() };
+            let f = |v: f64| if v > 0.0 { v } else { alpha * exp_m1(v) };
             let c = [f(x.lo), f(x.hi), 0.0];
             let (lo, hi) = (
                 c.iter().copied().fold(f64::INFINITY, f64::min),

@@ -2,14 +2,15 @@
 //!
 //! Recurrences are followed step by step: each step's pre-activations are
 //! [`lin`] sums over the input and the previous state, so an error in the state
-//! is carried with gain `sqrt(H)·|W_hh|` (about 1 for PyTorch-style weights) and
-//! accumulates over the `T` steps; the LSTM cell state's range grows with its
-//! forget gate.
+//! is carried to the next state with a gain capped at 1 (see [`carried`]), so the
+//! error after `T` steps is about `T` times a step's own error; the LSTM cell
+//! state's range grows with its forget gate.
 
 use dlc_ir::{CellKind, Op, TensorType, UnaryOp};
 
+use super::layers::softmax_round;
 use super::layers::{lin, neg};
-use super::{EPS, Fact, ULP_EXP, add, mul, unary};
+use super::{EPS, Fact, add, mul, unary};
 
 fn sigmoid(x: &Fact) -> Fact {
     unary(UnaryOp::Sigmoid, x)
@@ -27,6 +28,46 @@ fn lstm_update(pre: &Fact, c: &Fact) -> (Fact, Fact) {
     (mul(&s, &tanh(&c2)), c2)
 }
 
+/// A state with its error cleared: the error a step adds by itself.
+fn clean(f: &Fact) -> Fact {
+    Fact { err: 0.0, ..*f }
+}
+
+/// The error of a new state: the step's own error plus the incoming state error
+/// carried with gain at most 1 (the recurrences here are contractive on average:
+/// saturating gates, forget gates below 1, `U(±1/sqrt(H))` recurrent weights with
+/// spectral radius about 0.6), so errors grow linearly in the number of steps
+/// instead of compounding the per-op worst cases.
+fn carried(full: &Fact, fresh: &Fact, incoming: f64) -> Fact {
+    Fact {
+        err: full.err.min(fresh.err + incoming),
+        ..*full
+    }
+}
+
+/// One step of a recurrent cell from `(h, c)`; `c` is ignored unless LSTM.
+fn cell_step(
+    cell: CellKind,
+    gx: &Fact,
+    h: &Fact,
+    c: &Fact,
+    w_hh: &Fact,
+    b_hh: &Fact,
+    hidden: usize,
+) -> (Fact, Fact) {
+    let gh = add(&lin(hidden, h, w_hh), b_hh);
+    match cell {
+        CellKind::Rnn => (tanh(&add(gx, &gh)), *c),
+        CellKind::Lstm => lstm_update(&add(gx, &gh), c),
+        CellKind::Gru => {
+            let rz = sigmoid(&add(gx, &gh));
+            let n = tanh(&add(gx, &mul(&rz, &gh)));
+            // h' = (1 - z)·n + z·h = n + z·(h - n)
+            (add(&n, &mul(&rz, &add(h, &neg(&n)))), *c)
+        }
+    }
+}
+
 fn recurrent(cell: CellKind, sequence: bool, a: &[Fact], tys: &[&TensorType]) -> Vec<Fact> {
     let states = if cell.has_cell_state() { 2 } else { 1 };
     let (x, mut h) = (a[0], a[1]);
@@ -42,17 +83,10 @@ fn recurrent(cell: CellKind, sequence: bool, a: &[Fact], tys: &[&TensorType]) ->
     let gx = add(&lin(input, &x, &w_ih), &b_ih);
     let mut y: Option<Fact> = None;
     for _ in 0..steps {
-        let gh = add(&lin(hidden, &h, &w_hh), &b_hh);
-        match cell {
-            CellKind::Rnn => h = tanh(&add(&gx, &gh)),
-            CellKind::Lstm => (h, c) = lstm_update(&add(&gx, &gh), &c),
-            CellKind::Gru => {
-                let rz = sigmoid(&add(&gx, &gh));
-                let n = tanh(&add(&gx, &mul(&rz, &gh)));
-                // h' = (1 - z)·n + z·h = n + z·(h - n)
-                h = add(&n, &mul(&rz, &add(&h, &neg(&n))));
-            }
-        }
+        let (h1, c1) = cell_step(cell, &gx, &h, &c, &w_hh, &b_hh, hidden);
+        let (h0, c0) = cell_step(cell, &gx, &clean(&h), &clean(&c), &w_hh, &b_hh, hidden);
+        let incoming = h.err.max(c.err);
+        (h, c) = (carried(&h1, &h0, incoming), carried(&c1, &c0, incoming));
         y = Some(y.map_or(h, |y| y.union(&h)));
     }
     let mut out = Vec::new();
@@ -78,8 +112,25 @@ fn grid_lstm(a: &[Fact], tys: &[&TensorType]) -> Vec<Fact> {
         let mut dir2 = (zero, zero);
         for d1 in dir1.iter_mut() {
             let z = x.union(&d1.0).union(&dir2.0);
-            let new1 = lstm_update(&add(&lin(k, &z, &w1), &b1), &d1.1);
-            let new2 = lstm_update(&add(&lin(k, &z, &w2), &b2), &dir2.1);
+            let z0 = x.union(&clean(&d1.0)).union(&clean(&dir2.0));
+            let incoming = [d1.0.err, d1.1.err, dir2.0.err, dir2.1.err]
+                .into_iter()
+                .fold(0.0, f64::max);
+            let step =
+                |z: &Fact, w: &Fact, b: &Fact, m: &Fact| lstm_update(&add(&lin(k, z, w), b), m);
+            let (f1, f2) = (step(&z, &w1, &b1, &d1.1), step(&z, &w2, &b2, &dir2.1));
+            let (c1, c2) = (
+                step(&z0, &w1, &b1, &clean(&d1.1)),
+                step(&z0, &w2, &b2, &clean(&dir2.1)),
+            );
+            let new1 = (
+                carried(&f1.0, &c1.0, incoming),
+                carried(&f1.1, &c1.1, incoming),
+            );
+            let new2 = (
+                carried(&f2.0, &c2.0, incoming),
+                carried(&f2.1, &c2.1, incoming),
+            );
             y = join(join(y, &new1.0), &new2.0);
             (*d1, dir2) = (new1, new2);
         }
@@ -103,14 +154,14 @@ fn grid_lstm(a: &[Fact], tys: &[&TensorType]) -> Vec<Fact> {
 
 /// Attention of queries over `s` keys with head size `e`: `softmax(q·kᵀ·scale)·v`.
 ///
-/// The output is a convex combination of `v`: its range is `v`'s; score errors move
-/// it by at most `e_s·(v.hi - v.lo)`, and the softmax and weighted-sum roundings
-/// add `eps·(...)·|v|`.
+/// The output is a convex combination of `v`, so its range is `v`'s. Score errors
+/// `δs` move it by `Cov_p(δs, v) <= e_s·(v.hi - v.lo)/2` (Cauchy–Schwarz and
+/// Popoviciu); the probabilities' rounding ([`softmax_round`], twice: the terms and
+/// their sum) and the weighted sum (`sqrt(s)` ulp) add `eps·(...)·|v|`.
 fn attend(q: &Fact, k: &Fact, v: &Fact, e: usize, s: usize, scale: f64) -> Fact {
     let scores = mul(&lin(e, q, k), &Fact::exact(scale, scale));
-    let sf = s as f64;
-    let round = EPS * (ULP_EXP + 3.0 + 2.0 * sf.sqrt() + 2.0 * (scores.hi - scores.lo)) * v.m();
-    let err = v.err + scores.err * (v.hi - v.lo) + round;
+    let round = (2.0 * softmax_round(s) + EPS * (s as f64).sqrt()) * v.m();
+    let err = v.err + scores.err * 0.5 * (v.hi - v.lo) + round;
     Fact::approx(v.lo, v.hi, err)
 }
 
