@@ -89,6 +89,10 @@ impl Tol {
 /// a practical range and an absolute error bound through every op; the rules per op
 /// are listed in the crate documentation. Integer, boolean and exactly-selected f32
 /// values get [`Tol::EXACT`].
+///
+/// To compare an optimised graph against the original, take the tolerances of the
+/// original graph (the optimised one computes the same values with a different
+/// rounding history, within the same error model).
 pub fn tolerance(graph: &Graph, output: ValueId) -> Tol {
     let facts = analyze(graph);
     Tol::from_fact(
