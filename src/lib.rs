@@ -1,1 +1,13 @@
-//! dlc facade
+#![doc = include_str!("../docs/api.md")]
+#![deny(missing_docs)]
+
+mod error;
+mod model;
+
+pub use dlc_interp as interp;
+pub use dlc_ir as ir;
+pub use dlc_ir::syntax::Dims;
+pub use dlc_runtime as runtime;
+pub use dlc_tensor::{Env, Tensor, Value, read_tensors, write_npz, write_safetensors};
+pub use error::Error;
+pub use model::{Backend, Executable, Model, Options};

@@ -1,0 +1,150 @@
+//! Command-line definitions (clap) and dispatch to one module per subcommand.
+
+mod bench;
+mod check;
+mod compile;
+mod fmt;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dlc::{Backend, Dims, Error, Model, Options};
+
+/// dlc: a deep-learning graph compiler.
+#[derive(Parser, Debug)]
+#[command(name = "dlc", version, about, long_about = None, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  dlc check ir/mlp.ir --dim B=64        print every value with its type
+  dlc fmt ir/mlp.ir --write             format a model in place
+  dlc run ir/lenet5.ir --random-inputs  run on random inputs with the JIT
+  dlc run ir/mlp.ir --inputs in.npz --params p.safetensors --out out.npz
+  dlc compile ir/lenet5.ir --emit kernels
+  dlc bench ir/mlp.ir --dim B=1 --runs 200";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Type-check a model and print every value with its type.
+    Check(check::CheckArgs),
+    /// Format a model (to stdout, or in place with --write).
+    Fmt(fmt::FmtArgs),
+    /// Run a model on inputs from a file or random inputs.
+    Run(run::RunArgs),
+    /// Compile a model and print a report (kernels, memory, time per phase).
+    Compile(compile::CompileArgs),
+    /// Time a compiled model (median of many runs).
+    Bench(bench::BenchArgs),
+}
+
+/// Arguments shared by the commands that load a model.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The `.ir` model file.
+    pub model: PathBuf,
+    /// Bind a named dimension, e.g. `--dim B=64` (repeatable).
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
+    pub dims: Vec<(String, usize)>,
+}
+
+impl ModelArgs {
+    /// The dims as a map.
+    pub fn dims(&self) -> Dims {
+        self.dims.iter().cloned().collect()
+    }
+
+    /// Loads the model.
+    pub fn load(&self) -> Result<Model, Error> {
+        Model::from_file(&self.model)
+    }
+}
+
+/// Options shared by the commands that execute a model.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// The engine.
+    #[arg(long, value_enum, default_value_t = BackendArg::Jit)]
+    pub backend: BackendArg,
+    /// Parameter values (.npz or .safetensors); missing ones are initialised.
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+    /// Seed of the parameter initialisers (and of random inputs).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads per kernel (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Bounds-check every memory access of the generated code (slow).
+    #[arg(long)]
+    pub checked: bool,
+}
+
+impl ExecArgs {
+    /// Builds the compile options.
+    pub fn options(&self, dims: Dims) -> Result<Options, Error> {
+        let mut opts = Options {
+            dims,
+            ..Options::default()
+        }
+        .seed(self.seed)
+        .backend(self.backend.into())
+        .checked(self.checked);
+        if let Some(t) = self.threads {
+            opts = opts.threads(t);
+        }
+        if let Some(p) = &self.params {
+            opts = opts.params(dlc::read_tensors(p)?);
+        }
+        Ok(opts)
+    }
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendArg {
+    /// Cranelift-compiled machine code.
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Jit => Backend::Jit,
+            BackendArg::Interp => Backend::Interp,
+        }
+    }
+}
+
+fn parse_dim(s: &str) -> Result<(String, usize), String> {
+    let (name, size) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=SIZE, got `{s}`"))?;
+    let size: usize = size
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{size}` is not a dimension size (a positive integer)"))?;
+    if size == 0 {
+        return Err("dimension sizes must be at least 1".into());
+    }
+    Ok((name.trim().to_string(), size))
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> Result<ExitCode, Error> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(a) => check::run(&a),
+        Command::Fmt(a) => fmt::run(&a),
+        Command::Run(a) => run::run(&a),
+        Command::Compile(a) => compile::run(&a),
+        Command::Bench(a) => bench::run(&a),
+    }
+}
