@@ -9,38 +9,7 @@
 mod reference;
 
 use dlc_tensor::{Env, Tensor, Value, allowance_ratio};
-use reference::Case;
-
-const RTOL: f32 = 1e-4;
-const ATOL: f32 = 1e-5;
-
-/// The worst allowance ratio over a case's outputs, or a description of a mismatch.
-fn worst_ratio(case: &Case, got: &Env) -> Result<f32, String> {
-    let mut worst = 0.0f32;
-    for (name, want) in &case.expected {
-        let got = got
-            .get(name)
-            .ok_or_else(|| format!("output `{name}` missing"))?;
-        match (got, want) {
-            (Value::Float(g), Value::Float(w)) => {
-                let r = allowance_ratio(g, w, RTOL, ATOL).ok_or_else(|| {
-                    format!(
-                        "`{name}`: shape {:?} vs {:?}, or NaN mismatch",
-                        g.shape(),
-                        w.shape()
-                    )
-                })?;
-                if r > 1.0 {
-                    return Err(format!("`{name}` is off by {r:.3} allowances"));
-                }
-                worst = worst.max(r);
-            }
-            (Value::Int(g), Value::Int(w)) if g == w => {}
-            _ => return Err(format!("`{name}`: got {}, want {}", got.ty(), want.ty())),
-        }
-    }
-    Ok(worst)
-}
+use reference::{ATOL, Case, RTOL, worst_ratio};
 
 fn widen(env: &Env) -> Env<f64> {
     env.iter().map(|(k, v)| (k.clone(), v.to_f64())).collect()

@@ -21,7 +21,7 @@ use dlc_ir::{
     BinaryOp, CellKind, ConvAttrs, ConvTransposeAttrs, Graph, Init, Op, PoolAttrs, PoolKind,
     ReduceKind, SliceRange, UnaryOp, ValueId,
 };
-use dlc_tensor::{Env, Tensor};
+use dlc_tensor::{Env, Tensor, Value, allowance_ratio};
 
 /// One reference file as a dlc graph with its data.
 pub struct Case {
@@ -598,4 +598,37 @@ fn lenet5(b: &mut Builder) -> Result<(), String> {
         }
     }
     b.output("out", h)
+}
+
+/// The suggested forward tolerance of the reference data (README): relative part.
+pub const RTOL: f32 = 1e-4;
+/// The suggested forward tolerance: absolute part.
+pub const ATOL: f32 = 1e-5;
+
+/// The worst allowance ratio over a case's outputs, or a description of a mismatch.
+pub fn worst_ratio(case: &Case, got: &Env) -> Result<f32, String> {
+    let mut worst = 0.0f32;
+    for (name, want) in &case.expected {
+        let got = got
+            .get(name)
+            .ok_or_else(|| format!("output `{name}` missing"))?;
+        match (got, want) {
+            (Value::Float(g), Value::Float(w)) => {
+                let r = allowance_ratio(g, w, RTOL, ATOL).ok_or_else(|| {
+                    format!(
+                        "`{name}`: shape {:?} vs {:?}, or NaN mismatch",
+                        g.shape(),
+                        w.shape()
+                    )
+                })?;
+                if r > 1.0 {
+                    return Err(format!("`{name}` is off by {r:.3} allowances"));
+                }
+                worst = worst.max(r);
+            }
+            (Value::Int(g), Value::Int(w)) if g == w => {}
+            _ => return Err(format!("`{name}`: got {}, want {}", got.ty(), want.ty())),
+        }
+    }
+    Ok(worst)
 }
