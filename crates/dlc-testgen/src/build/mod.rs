@@ -118,25 +118,28 @@ impl Builder {
         }
     }
 
-    /// Picks 1 to `max_outputs` outputs: always the last main result, then values
-    /// nothing consumes (or, less often, any pool value).
+    /// Picks 1 to `max_outputs` outputs: always the last main result, then (most
+    /// often) the other values nothing consumes, so that little computation goes
+    /// unchecked, and sometimes values that are also consumed.
     fn finish(&mut self) {
         let last = self.last.expect("every graph has a main op");
-        let mut outs = vec![last];
-        let want = self.rng.range(1, self.cfg.max_outputs);
-        let sinks: Vec<ValueId> = self
+        let mut sinks: Vec<ValueId> = self
             .pool
             .iter()
             .copied()
-            .filter(|&v| !v_is_source(&self.g, v) && self.g.use_count(v) == 0)
+            .filter(|&v| v != last && !v_is_source(&self.g, v) && self.g.use_count(v) == 0)
             .collect();
-        for _ in 1..want {
-            let from = if self.rng.pct(70) && !sinks.is_empty() {
-                &sinks
-            } else {
-                &self.pool
-            };
-            let v = self.rng.pick(from);
+        self.rng.shuffle(&mut sinks);
+        let max = self.cfg.max_outputs;
+        let want = if self.rng.pct(80) {
+            (1 + sinks.len()).min(max)
+        } else {
+            self.rng.range(1, max)
+        };
+        let mut outs = vec![last];
+        outs.extend(sinks.into_iter().take(want - 1));
+        while outs.len() < want && self.rng.coin() {
+            let v = self.rng.pick(&self.pool);
             if !outs.contains(&v) && !v_is_source(&self.g, v) {
                 outs.push(v);
             }

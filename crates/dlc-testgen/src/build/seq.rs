@@ -100,7 +100,7 @@ impl Builder {
             } else {
                 self.rng.dim(self.cfg.max_dim)
             };
-            if bn * len * (e + ev) > self.cfg.max_numel {
+            if !self.fits(bn * len * e.max(ev)) || !self.fits(bn * l * ev) {
                 return None;
             }
             let k = self.input(DType::F32, [batch, &[len, e]].concat());

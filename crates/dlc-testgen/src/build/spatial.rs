@@ -48,7 +48,7 @@ impl Builder {
         if self.rng.pct(20) && batch.is_empty() {
             // A weight on the left: w [m2, m] @ a [m, k].
             let m2 = self.rng.dim(self.cfg.max_dim);
-            if m2 * m * k > self.cfg.max_work || !self.fits(m2 * m) {
+            if m2 * m * k > self.cfg.max_work || !self.fits(m2 * m) || !self.fits(m2 * k) {
                 return None;
             }
             let w = self.weight(vec![m2, m], m);
@@ -62,7 +62,8 @@ impl Builder {
         let out_batch = broadcast_shapes(batch, &batch_b)?;
         let n = self.rng.dim(self.cfg.max_dim);
         if numel(&out_batch) * m * k * n > self.cfg.max_work
-            || numel(&batch_b) * k * n > self.cfg.max_numel
+            || !self.fits(numel(&batch_b) * k * n)
+            || !self.fits(numel(&out_batch) * m * n)
         {
             return None;
         }
@@ -137,7 +138,7 @@ impl Builder {
             attrs.dilation.push(dil);
         }
         let fan = c / groups * numel(&kernel);
-        if numel(&out) * fan > self.cfg.max_work || !self.fits(o * fan) {
+        if numel(&out) * fan > self.cfg.max_work || !self.fits(o * fan) || !self.fits(numel(&out)) {
             return None;
         }
         let w = self.weight([vec![o, c / groups], kernel].concat(), fan);
