@@ -1,9 +1,258 @@
-//! Emitters of recurrent, grid-LSTM and attention kernels.
+//! Emitters of recurrent, grid-LSTM and attention kernels, and the row helpers
+//! they share: vectorised copies and fills, and dot products of several matrix
+//! rows with one vector (f32x4 over the contracted axis, a scalar tail, then a
+//! transposing horizontal sum that yields four dot products per vector).
+
+mod attention;
+mod grid_lstm;
+mod recurrent;
+
+use cranelift_codegen::ir::{
+    ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value, types,
+};
 
 use super::builder::KernelBuilder;
+use super::math::Lanes;
 use crate::kernel::{Kernel, SequenceOp};
 
+/// f32x4 lanes.
+const V: Lanes = Lanes { vector: true };
+/// Scalar f32.
+const S: Lanes = Lanes { vector: false };
+
 /// Emits the body of a sequence kernel.
-pub fn emit(_kb: &mut KernelBuilder, op: &SequenceOp, _k: &Kernel) {
-    match *op {}
+pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel) {
+    match op {
+        SequenceOp::Recurrent {
+            cell,
+            sequence,
+            steps,
+            batch,
+            hidden,
+        } => recurrent::emit(
+            kb,
+            &recurrent::Shape {
+                cell: *cell,
+                sequence: *sequence,
+                steps: *steps,
+                batch: *batch,
+                hidden: *hidden,
+            },
+            k.inputs.len(),
+        ),
+        SequenceOp::GridLstm {
+            rows,
+            cols,
+            batch,
+            features,
+            hidden,
+        } => grid_lstm::emit(kb, [*rows, *cols, *batch, *features, *hidden]),
+        SequenceOp::Attention { .. } => attention::emit(kb, op),
+    }
+}
+
+/// The value type of a lane shape.
+fn ty(l: Lanes) -> Type {
+    if l.vector { types::F32X4 } else { types::F32 }
+}
+
+/// A run of elements of one kernel argument: its index and first element.
+#[derive(Clone, Copy)]
+struct Row {
+    arg: usize,
+    base: Value,
+}
+
+impl Row {
+    fn new(arg: usize, base: Value) -> Row {
+        Row { arg, base }
+    }
+
+    /// The element index `base + off`.
+    fn at(self, kb: &mut KernelBuilder, off: Value) -> Value {
+        kb.b.ins().iadd(self.base, off)
+    }
+
+    /// Loads `l` lanes at `base + off`.
+    fn load(self, kb: &mut KernelBuilder, l: Lanes, off: Value) -> Value {
+        let i = self.at(kb, off);
+        kb.load(ty(l), self.arg, i, 4)
+    }
+
+    /// Stores `v` at `base + off`.
+    fn store(self, kb: &mut KernelBuilder, off: Value, v: Value) {
+        let i = self.at(kb, off);
+        kb.store(v, self.arg, i, 4);
+    }
+
+    /// The row starting `off` elements later.
+    fn offset(self, kb: &mut KernelBuilder, off: usize) -> Row {
+        if off == 0 {
+            return self;
+        }
+        Row::new(self.arg, kb.b.ins().iadd_imm_s(self.base, off as i64))
+    }
+}
+
+/// Runs `body(lanes, i)` over `0..len`: f32x4 steps, then a scalar tail loop.
+fn for_lanes(
+    kb: &mut KernelBuilder,
+    len: usize,
+    mut body: impl FnMut(&mut KernelBuilder, Lanes, Value),
+) {
+    let vec_len = len / 4 * 4;
+    if vec_len > 0 {
+        kb.for_n(vec_len / 4, &[], |kb, i, _| {
+            let i = kb.b.ins().imul_imm_s(i, 4);
+            body(kb, V, i);
+            vec![]
+        });
+    }
+    if vec_len < len {
+        let (lo, hi) = (kb.int(vec_len as i64), kb.int(len as i64));
+        kb.for_range(lo, hi, 1, &[], |kb, i, _| {
+            body(kb, S, i);
+            vec![]
+        });
+    }
+}
+
+/// `dst[..len] = src[..len]`.
+fn copy_row(kb: &mut KernelBuilder, src: Row, dst: Row, len: usize) {
+    for_lanes(kb, len, |kb, l, i| {
+        let v = src.load(kb, l, i);
+        dst.store(kb, i, v);
+    });
+}
+
+/// `dst[..len] = value`.
+fn fill_row(kb: &mut KernelBuilder, dst: Row, len: usize, value: f32) {
+    for_lanes(kb, len, |kb, l, i| {
+        let v = kb.fconst(l, value);
+        dst.store(kb, i, v);
+    });
+}
+
+/// Shuffles the 32-bit lanes of `a` and `b` (lane `k` of the result is lane
+/// `lanes[k]` of `a:b`, numbered 0-7).
+fn shuffle32(kb: &mut KernelBuilder, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+    let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+    let bytes: Vec<u8> = lanes
+        .iter()
+        .flat_map(|&l| (0..4).map(move |k| 4 * l + k))
+        .collect();
+    let mask = kb.b.func.dfg.immediates.push(ConstantData::from(bytes));
+    let a = kb.b.ins().bitcast(types::I8X16, flags, a);
+    let b = kb.b.ins().bitcast(types::I8X16, flags, b);
+    let r = kb.b.ins().shuffle(a, b, mask);
+    kb.b.ins().bitcast(types::F32X4, flags, r)
+}
+
+/// `[Σ a0, Σ a1, Σ a2, Σ a3]`: the lane sums of four vectors as one vector.
+fn hsum4(kb: &mut KernelBuilder, a: [Value; 4]) -> Value {
+    let t0 = shuffle32(kb, a[0], a[1], [0, 4, 1, 5]);
+    let t1 = shuffle32(kb, a[0], a[1], [2, 6, 3, 7]);
+    let t2 = shuffle32(kb, a[2], a[3], [0, 4, 1, 5]);
+    let t3 = shuffle32(kb, a[2], a[3], [2, 6, 3, 7]);
+    let s01 = kb.b.ins().fadd(t0, t1);
+    let s23 = kb.b.ins().fadd(t2, t3);
+    let lo = shuffle32(kb, s01, s23, [0, 1, 4, 5]);
+    let hi = shuffle32(kb, s01, s23, [2, 3, 6, 7]);
+    kb.b.ins().fadd(lo, hi)
+}
+
+/// Combines the four lanes of `v` with `f`: `(v0 ∘ v1) ∘ (v2 ∘ v3)`.
+fn horizontal(
+    kb: &mut KernelBuilder,
+    v: Value,
+    f: fn(&mut KernelBuilder, Value, Value) -> Value,
+) -> Value {
+    let l: Vec<Value> = (0..4).map(|i| kb.b.ins().extractlane(v, i as u8)).collect();
+    let a = f(kb, l[0], l[1]);
+    let b = f(kb, l[2], l[3]);
+    f(kb, a, b)
+}
+
+fn fadd(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
+    kb.b.ins().fadd(a, b)
+}
+
+fn fmax(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
+    kb.b.ins().fmax(a, b)
+}
+
+/// A vector from four scalars.
+fn gather4(kb: &mut KernelBuilder, s: &[Value]) -> Value {
+    let mut v = kb.b.ins().splat(types::F32X4, s[0]);
+    for (k, &x) in s.iter().enumerate().skip(1) {
+        v = kb.b.ins().insertlane(v, x, k as u8);
+    }
+    v
+}
+
+/// Dot products of `rows` (a multiple of 4, each `len` long) with `x`: one
+/// f32x4 per group of four rows, lane `r` holding row `4g + r`'s product.
+fn dot4(kb: &mut KernelBuilder, x: Row, rows: &[Row], len: usize) -> Vec<Value> {
+    assert!(
+        rows.len().is_multiple_of(4),
+        "dot4 takes groups of four rows"
+    );
+    let zero = kb.fconst(V, 0.0);
+    let acc = kb.for_n(len / 4, &vec![zero; rows.len()], |kb, kk, acc| {
+        let k = kb.b.ins().imul_imm_s(kk, 4);
+        let xv = x.load(kb, V, k);
+        rows.iter()
+            .zip(acc)
+            .map(|(r, &a)| {
+                let w = r.load(kb, V, k);
+                kb.b.ins().fma(w, xv, a)
+            })
+            .collect()
+    });
+    let mut sums: Vec<Value> = acc
+        .chunks(4)
+        .map(|g| hsum4(kb, [g[0], g[1], g[2], g[3]]))
+        .collect();
+    let vec_len = len / 4 * 4;
+    if vec_len < len {
+        let zero = kb.fconst(S, 0.0);
+        let (lo, hi) = (kb.int(vec_len as i64), kb.int(len as i64));
+        let tail = kb.for_range(lo, hi, 1, &vec![zero; rows.len()], |kb, k, acc| {
+            let xs = x.load(kb, S, k);
+            rows.iter()
+                .zip(acc)
+                .map(|(r, &a)| {
+                    let w = r.load(kb, S, k);
+                    kb.b.ins().fma(w, xs, a)
+                })
+                .collect()
+        });
+        for (s, g) in sums.iter_mut().zip(tail.chunks(4)) {
+            let t = gather4(kb, g);
+            *s = kb.b.ins().fadd(*s, t);
+        }
+    }
+    sums
+}
+
+/// The dot product of `row` and `x` (`len` long) as a scalar.
+fn dot1(kb: &mut KernelBuilder, x: Row, row: Row, len: usize) -> Value {
+    let zero = kb.fconst(V, 0.0);
+    let acc = kb.for_n(len / 4, &[zero], |kb, kk, acc| {
+        let k = kb.b.ins().imul_imm_s(kk, 4);
+        let xv = x.load(kb, V, k);
+        let w = row.load(kb, V, k);
+        vec![kb.b.ins().fma(w, xv, acc[0])]
+    });
+    let sum = horizontal(kb, acc[0], fadd);
+    let vec_len = len / 4 * 4;
+    if vec_len == len {
+        return sum;
+    }
+    let (lo, hi) = (kb.int(vec_len as i64), kb.int(len as i64));
+    kb.for_range(lo, hi, 1, &[sum], |kb, k, acc| {
+        let xs = x.load(kb, S, k);
+        let w = row.load(kb, S, k);
+        vec![kb.b.ins().fma(w, xs, acc[0])]
+    })[0]
 }

@@ -1,5 +1,82 @@
 //! Kernel IR of recurrent layers, the grid LSTM and attention.
+//!
+//! Each of these ops lowers to GEMMs for the parts that have no sequential
+//! dependence (input projections, the output projection) and one kernel here
+//! that loops over time steps, grid cells or key blocks. The loops are real
+//! loops: code size does not depend on the sequence length.
+
+use dlc_ir::CellKind;
+
+use super::MatView;
 
 /// A recurrent, grid-LSTM or attention kernel.
 #[derive(Clone, Debug, PartialEq)]
-pub enum SequenceOp {}
+pub enum SequenceOp {
+    /// The recurrence of an rnn/lstm/gru layer, one batch row per parallel index.
+    ///
+    /// Inputs: `gx [T, B, G*H]` (`x W_ihᵀ + b_ih`, gate blocks in PyTorch order),
+    /// `h0 [B, H]`, (`c0 [B, H]`,) `w_hh [G*H, H]`, `b_hh [G*H]`.
+    /// Outputs, sequence form: `y [T, B, H]`, `h_n`, (`c_n`); the state lives in
+    /// `h_n`/`c_n` between steps. Cell form (`T = 1`): `h1`, (`c1`).
+    Recurrent {
+        /// Which cell.
+        cell: CellKind,
+        /// Sequence form (writes `y`) or a single step.
+        sequence: bool,
+        /// Time steps `T` (1 for the cell form).
+        steps: usize,
+        /// Batch size `B`.
+        batch: usize,
+        /// Hidden size `H`.
+        hidden: usize,
+    },
+    /// The 2-D grid LSTM, one batch row per parallel index; cells in row-major order.
+    ///
+    /// Inputs: `gx1, gx2 [Hg, Wg, B, 4H]` (`x · w_d[..F] + b_d`), `w1, w2 [F+2H, 4H]`.
+    /// Outputs: `y [Hg, Wg, B, 2H]`, `h_vert, m_vert [Wg, B, H]`, `h_hor, m_hor
+    /// [Hg, B, H]`. While the grid is swept, the direction-1 state of column `j`
+    /// lives in `h_vert[j]`/`m_vert[j]` and the direction-2 state of row `i` in
+    /// `h_hor[i]`/`m_hor[i]`.
+    GridLstm {
+        /// Grid rows `Hg`.
+        rows: usize,
+        /// Grid columns `Wg`.
+        cols: usize,
+        /// Batch size `B`.
+        batch: usize,
+        /// Input features `F` (the state rows of `w_d` start at row `F`).
+        features: usize,
+        /// Hidden size `H`.
+        hidden: usize,
+    },
+    /// `o = softmax(q kᵀ · scale) v` per batch index, streaming over key blocks
+    /// (running maximum and sum per query row), so no `L × S` matrix is stored.
+    ///
+    /// Inputs `q, k, v`; outputs `o` and a scratch buffer of
+    /// `parallel × ATTENTION_KEY_BLOCK` scores. Every view has column stride 1;
+    /// each batch index (flattened over `batch`) is one parallel index.
+    Attention {
+        /// Batch dims (for multi-head attention `[N, heads]`).
+        batch: Vec<usize>,
+        /// Query rows `L`.
+        queries: usize,
+        /// Key rows `S`.
+        keys: usize,
+        /// Query/key width `E`.
+        depth: usize,
+        /// Value width `Ev`.
+        value_depth: usize,
+        /// Score scale.
+        scale: f32,
+        /// Query `i` attends key `j` only when `j <= i`.
+        causal: bool,
+        /// Views of `q`, `k`, `v` (inputs 0-2) and `o` (output 0).
+        views: Box<[MatView; 4]>,
+    },
+}
+
+impl SequenceOp {
+    /// Keys scored per block of the attention's online softmax (its scratch size
+    /// per batch index).
+    pub const ATTENTION_KEY_BLOCK: usize = 64;
+}

@@ -1,0 +1,235 @@
+//! Fused attention with an online softmax (flash-attention style), per batch
+//! index and query row: keys are scored a block at a time into a small scratch
+//! row, the running maximum `m` and sum `l` are updated, the output row is
+//! rescaled by `exp(m_old - m_new)` and accumulated with the block's weighted
+//! values (in registers, 32 output columns at a time), and finally divided by `l`.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+
+use super::{Row, S, V, dot1, dot4, fadd, fill_row, fmax, for_lanes, horizontal};
+use crate::emit::builder::KernelBuilder;
+use crate::emit::math::Lanes;
+use crate::emit::matmul::batch_offset;
+use crate::kernel::{MatView, SequenceOp};
+
+/// Argument indices: inputs `q, k, v`, outputs `o` and the score scratch.
+const Q: usize = 0;
+const K: usize = 1;
+const VAL: usize = 2;
+const O: usize = 3;
+const SCORES: usize = 4;
+
+/// Keys per block.
+const BLOCK: usize = SequenceOp::ATTENTION_KEY_BLOCK;
+
+/// The kernel's constants and the current batch index's offsets.
+struct Attn<'a> {
+    depth: usize,
+    value_depth: usize,
+    scale: f32,
+    k: &'a MatView,
+    v: &'a MatView,
+    k_off: Value,
+    v_off: Value,
+    scores: Row,
+}
+
+/// `min(a, b)` on i64 values.
+fn imin(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
+    let lt = kb.b.ins().icmp(IntCC::SignedLessThan, a, b);
+    kb.b.ins().select(lt, a, b)
+}
+
+/// Emits an `SequenceOp::Attention` kernel.
+pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp) {
+    let SequenceOp::Attention {
+        batch,
+        queries,
+        keys,
+        depth,
+        value_depth,
+        scale,
+        causal,
+        views,
+    } = op
+    else {
+        unreachable!("attention::emit takes an attention kernel")
+    };
+    let [qv, kv, vv, ov] = &**views;
+    let (start, end) = (kb.start, kb.end);
+    kb.for_range(start, end, 1, &[], |kb, bi, _| {
+        let q_off = batch_offset(kb, batch, qv, bi);
+        let o_off = batch_offset(kb, batch, ov, bi);
+        let scratch = kb.b.ins().imul_imm_s(bi, BLOCK as i64);
+        let a = Attn {
+            depth: *depth,
+            value_depth: *value_depth,
+            scale: *scale,
+            k: kv,
+            v: vv,
+            k_off: batch_offset(kb, batch, kv, bi),
+            v_off: batch_offset(kb, batch, vv, bi),
+            scores: Row::new(SCORES, scratch),
+        };
+        kb.for_n(*queries, &[], |kb, i, _| {
+            let q_row = Row::new(Q, kb.add_scaled(q_off, i, qv.row_stride));
+            let o_row = Row::new(O, kb.add_scaled(o_off, i, ov.row_stride));
+            let all = kb.int(*keys as i64);
+            let n_keys = if *causal {
+                let i1 = kb.b.ins().iadd_imm_s(i, 1);
+                imin(kb, i1, all)
+            } else {
+                all
+            };
+            query_row(kb, &a, q_row, o_row, n_keys);
+            vec![]
+        });
+        vec![]
+    });
+}
+
+/// One query row against keys `0..n_keys`.
+fn query_row(kb: &mut KernelBuilder, a: &Attn, q_row: Row, o_row: Row, n_keys: Value) {
+    fill_row(kb, o_row, a.value_depth, 0.0);
+    let ninf = kb.fconst(S, f32::NEG_INFINITY);
+    let zero = kb.fconst(S, 0.0);
+    let lo = kb.int(0);
+    let ml = kb.for_range(lo, n_keys, BLOCK as i64, &[ninf, zero], |kb, jb, ml| {
+        let rest = kb.b.ins().isub(n_keys, jb);
+        let block = kb.int(BLOCK as i64);
+        let cnt = imin(kb, rest, block);
+        let cnt4 = kb.b.ins().band_imm_s(cnt, !3);
+        let block_max = score_block(kb, a, q_row, jb, cnt4, cnt);
+        let m_new = kb.b.ins().fmax(ml[0], block_max);
+        let shift = kb.b.ins().fsub(ml[0], m_new);
+        let alpha = kb.exp(S, shift);
+        let psum = exp_block(kb, a, m_new, cnt4, cnt);
+        let l_scaled = kb.b.ins().fmul(ml[1], alpha);
+        let l_new = kb.b.ins().fadd(l_scaled, psum);
+        accumulate(kb, a, o_row, jb, cnt, alpha);
+        vec![m_new, l_new]
+    });
+    let one = kb.fconst(S, 1.0);
+    let inv = kb.b.ins().fdiv(one, ml[1]);
+    let inv_v = kb.b.ins().splat(types::F32X4, inv);
+    for_lanes(kb, a.value_depth, |kb, l, e| {
+        let x = o_row.load(kb, l, e);
+        let y = kb.b.ins().fmul(x, if l.vector { inv_v } else { inv });
+        o_row.store(kb, e, y);
+    });
+}
+
+/// Scores `scale · q·k_j` of keys `jb + 0..cnt` into the scratch; returns their maximum.
+fn score_block(
+    kb: &mut KernelBuilder,
+    a: &Attn,
+    q_row: Row,
+    jb: Value,
+    cnt4: Value,
+    cnt: Value,
+) -> Value {
+    let key_row = |kb: &mut KernelBuilder, jj: Value| {
+        let key = kb.b.ins().iadd(jb, jj);
+        Row::new(K, kb.add_scaled(a.k_off, key, a.k.row_stride))
+    };
+    let ninf = kb.fconst(V, f32::NEG_INFINITY);
+    let lo = kb.int(0);
+    let vmax = kb.for_range(lo, cnt4, 4, &[ninf], |kb, jj, acc| {
+        let first = key_row(kb, jj);
+        let rows: Vec<Row> = (0..4)
+            .map(|r| first.offset(kb, r * a.k.row_stride))
+            .collect();
+        let s = dot4(kb, q_row, &rows, a.depth)[0];
+        let scale = kb.fconst(V, a.scale);
+        let s = kb.b.ins().fmul(s, scale);
+        a.scores.store(kb, jj, s);
+        vec![kb.b.ins().fmax(acc[0], s)]
+    });
+    let max = horizontal(kb, vmax[0], fmax);
+    kb.for_range(cnt4, cnt, 1, &[max], |kb, jj, acc| {
+        let row = key_row(kb, jj);
+        let s = dot1(kb, q_row, row, a.depth);
+        let scale = kb.fconst(S, a.scale);
+        let s = kb.b.ins().fmul(s, scale);
+        a.scores.store(kb, jj, s);
+        vec![kb.b.ins().fmax(acc[0], s)]
+    })[0]
+}
+
+/// Replaces the block's scores by `exp(s - m)`; returns their sum.
+fn exp_block(kb: &mut KernelBuilder, a: &Attn, m: Value, cnt4: Value, cnt: Value) -> Value {
+    let step = |kb: &mut KernelBuilder, l: Lanes, jj: Value, acc: Value| {
+        let s = a.scores.load(kb, l, jj);
+        let mm = if l.vector {
+            kb.b.ins().splat(types::F32X4, m)
+        } else {
+            m
+        };
+        let d = kb.b.ins().fsub(s, mm);
+        let p = kb.exp(l, d);
+        a.scores.store(kb, jj, p);
+        kb.b.ins().fadd(acc, p)
+    };
+    let zero = kb.fconst(V, 0.0);
+    let lo = kb.int(0);
+    let vsum = kb.for_range(lo, cnt4, 4, &[zero], |kb, jj, acc| {
+        vec![step(kb, V, jj, acc[0])]
+    });
+    let sum = horizontal(kb, vsum[0], fadd);
+    kb.for_range(cnt4, cnt, 1, &[sum], |kb, jj, acc| {
+        vec![step(kb, S, jj, acc[0])]
+    })[0]
+}
+
+/// `o = o·alpha + Σ_jj p_jj · v[jb + jj]`, in strips of 32, 4 and 1 columns.
+fn accumulate(kb: &mut KernelBuilder, a: &Attn, o_row: Row, jb: Value, cnt: Value, alpha: Value) {
+    let alpha_v = kb.b.ins().splat(types::F32X4, alpha);
+    let ev = a.value_depth;
+    let mut e0 = 0;
+    for (width, vectors) in [(32, 8), (4, 1), (1, 0)] {
+        let count = (ev - e0) / width;
+        if count == 0 {
+            continue;
+        }
+        let l = Lanes {
+            vector: vectors > 0,
+        };
+        let n = vectors.max(1);
+        let al = if l.vector { alpha_v } else { alpha };
+        let (lo, hi) = (kb.int(e0 as i64), kb.int((e0 + count * width) as i64));
+        kb.for_range(lo, hi, width as i64, &[], |kb, e, _| {
+            let init: Vec<Value> = (0..n)
+                .map(|r| {
+                    let x = o_row.offset(kb, 4 * r).load(kb, l, e);
+                    kb.b.ins().fmul(x, al)
+                })
+                .collect();
+            let zero = kb.int(0);
+            let acc = kb.for_range(zero, cnt, 1, &init, |kb, jj, acc| {
+                let p = a.scores.load(kb, S, jj);
+                let p = if l.vector {
+                    kb.b.ins().splat(types::F32X4, p)
+                } else {
+                    p
+                };
+                let key = kb.b.ins().iadd(jb, jj);
+                let v_row = kb.add_scaled(a.v_off, key, a.v.row_stride);
+                let v_row = kb.b.ins().iadd(v_row, e);
+                (0..n)
+                    .map(|r| {
+                        let idx = kb.b.ins().iadd_imm_s(v_row, 4 * r as i64);
+                        let x = kb.load(super::ty(l), VAL, idx, 4);
+                        kb.b.ins().fma(p, x, acc[r])
+                    })
+                    .collect()
+            });
+            for (r, &x) in acc.iter().enumerate() {
+                let at = o_row.offset(kb, 4 * r);
+                at.store(kb, e, x);
+            }
+            vec![]
+        });
+        e0 += count * width;
+    }
+}
