@@ -33,6 +33,9 @@ pub struct CodegenOptions {
     pub dump_clif: bool,
     /// Keep each kernel's machine-code listing.
     pub dump_asm: bool,
+    /// Use only Cranelift-generated code (the portable GEMM micro-kernel) even
+    /// where a natively compiled one exists for this CPU.
+    pub portable: bool,
 }
 
 impl Default for CodegenOptions {
@@ -42,6 +45,7 @@ impl Default for CodegenOptions {
             checked: false,
             dump_clif: false,
             dump_asm: false,
+            portable: false,
         }
     }
 }

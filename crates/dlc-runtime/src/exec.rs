@@ -47,6 +47,15 @@ unsafe impl Send for Table {}
 // SAFETY: as above.
 unsafe impl Sync for Table {}
 
+/// One thread's private scratch block.
+#[derive(Clone, Copy)]
+struct Scratch(*mut u8);
+
+// SAFETY: each scratch block is used by exactly one thread at a time (chunk c ↔ block c).
+unsafe impl Send for Scratch {}
+// SAFETY: sharing the list of blocks only hands each block to its own chunk.
+unsafe impl Sync for Scratch {}
+
 /// Estimated single-thread time of a kernel in microseconds (roofline of a
 /// 128-bit FMA core at ~16 GFLOP/s sustained and ~12 GB/s of memory traffic).
 fn estimate_us(k: &Kernel) -> f64 {
@@ -97,8 +106,13 @@ impl CompiledModel {
         }
         arena.status.as_bytes_mut()[..4].copy_from_slice(&0u32.to_le_bytes());
         let t = Table(table.as_ptr());
+        let scratch: Vec<Scratch> = arena
+            .scratch
+            .iter_mut()
+            .map(|s| Scratch(s.as_mut_ptr()))
+            .collect();
         for (k, f) in low.kernels.iter().zip(&self.program.code.fns) {
-            self.launch(k, *f, t);
+            self.launch(k, *f, t, &scratch);
             let code = u32::from_le_bytes(arena.status.as_bytes()[..4].try_into().unwrap());
             if code != 0 {
                 return Err(RunError::Kernel {
@@ -110,14 +124,21 @@ impl CompiledModel {
         Ok(())
     }
 
-    /// Runs one kernel, split over threads when it is worth it.
-    fn launch(&self, k: &Kernel, f: KernelFn, t: Table) {
+    /// Runs one kernel, split over threads when it is worth it; chunk `c` uses
+    /// scratch block `c`.
+    fn launch(&self, k: &Kernel, f: KernelFn, t: Table, scratch: &[Scratch]) {
         let n = k.parallel as i64;
-        let threads = self.threading.threads.min(k.parallel).max(1);
+        let threads = self
+            .threading
+            .threads
+            .min(k.parallel)
+            .min(scratch.len())
+            .max(1);
         if threads == 1 || estimate_us(k) < self.threading.min_split_us {
             // SAFETY: the table binds every buffer the kernel was compiled for,
-            // with exactly the compiled sizes; 0..n is its whole range.
-            unsafe { f(t.0, 0, n) };
+            // with exactly the compiled sizes; 0..n is its whole range; scratch
+            // block 0 has at least the kernel's scratch size.
+            unsafe { f(t.0, 0, n, scratch[0].0) };
             return;
         }
         let grain = 4i64;
@@ -126,15 +147,16 @@ impl CompiledModel {
             for c in 1..threads as i64 {
                 let (lo, hi) = ((c * chunk).min(n), ((c + 1) * chunk).min(n));
                 if lo < hi {
+                    let sc = scratch[c as usize];
                     s.spawn(move |_| {
-                        let t = t;
-                        // SAFETY: as above, on a disjoint sub-range.
-                        unsafe { f(t.0, lo, hi) }
+                        let (t, sc) = (t, sc);
+                        // SAFETY: as above, on a disjoint sub-range with a private scratch block.
+                        unsafe { f(t.0, lo, hi, sc.0) }
                     });
                 }
             }
             // SAFETY: as above; the calling thread takes the first chunk.
-            unsafe { f(t.0, 0, chunk.min(n)) };
+            unsafe { f(t.0, 0, chunk.min(n), scratch[0].0) };
         });
     }
 }

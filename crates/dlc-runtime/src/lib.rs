@@ -87,10 +87,12 @@ impl std::fmt::Debug for CompiledModel {
     }
 }
 
-/// Scratch memory for one run at a time: the arena and the status block.
+/// Scratch memory for one run at a time: the arena, the status block, and one
+/// private scratch block per thread (packing buffers).
 struct Arena {
     mem: AlignedBuf,
     status: AlignedBuf,
+    scratch: Vec<AlignedBuf>,
 }
 
 impl CompiledModel {
@@ -263,9 +265,22 @@ impl CompiledModel {
 
     fn take_arena(&self) -> Arena {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        pooled.unwrap_or_else(|| Arena {
-            mem: AlignedBuf::zeroed(self.program.plan.arena_bytes),
-            status: AlignedBuf::zeroed(dlc_codegen::emit::builder::STATUS_BYTES),
+        pooled.unwrap_or_else(|| {
+            let scratch = self
+                .program
+                .lowered
+                .kernels
+                .iter()
+                .map(|k| k.op.scratch_bytes())
+                .max()
+                .unwrap_or(0);
+            Arena {
+                mem: AlignedBuf::zeroed(self.program.plan.arena_bytes),
+                status: AlignedBuf::zeroed(dlc_codegen::emit::builder::STATUS_BYTES),
+                scratch: (0..self.threading.threads.max(1))
+                    .map(|_| AlignedBuf::zeroed(scratch))
+                    .collect(),
+            }
         })
     }
 }
@@ -299,6 +314,7 @@ impl Drop for Session<'_> {
         let arena = Arena {
             mem: std::mem::take(&mut self.arena.mem),
             status: std::mem::take(&mut self.arena.status),
+            scratch: std::mem::take(&mut self.arena.scratch),
         };
         self.model
             .pool

@@ -2,9 +2,11 @@
 //! stores (bounds-checked in checked mode), constants and the status word.
 //!
 //! Every kernel function has the signature
-//! `extern "C" fn(table: *const *mut u8, start: i64, end: i64)`:
+//! `extern "C" fn(table: *const *mut u8, start: i64, end: i64, scratch: *mut u8)`:
 //! `table[0]` points to the run's status word, `table[1 + b]` to buffer `b`;
-//! `start..end` is the kernel's share of its parallel loop.
+//! `start..end` is the kernel's share of its parallel loop, and `scratch` is
+//! private memory of the calling thread (packing buffers), addressed as the
+//! argument after the outputs.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Type, Value, types};
@@ -52,10 +54,12 @@ pub struct KernelBuilder<'a> {
 impl<'a> KernelBuilder<'a> {
     /// Starts the function body: loads the status pointer and the base pointer
     /// of every argument buffer (`bufs` gives each argument's buffer index and
-    /// byte size, inputs then outputs).
+    /// byte size, inputs then outputs); the thread's scratch block of
+    /// `scratch_bytes` becomes the last argument.
     pub fn new(
         mut b: FunctionBuilder<'a>,
         bufs: &[(usize, usize)],
+        scratch_bytes: usize,
         checked: bool,
     ) -> KernelBuilder<'a> {
         let entry = b.create_block();
@@ -63,17 +67,20 @@ impl<'a> KernelBuilder<'a> {
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
-        let (table, start, end) = (params[0], params[1], params[2]);
+        let (table, start, end, scratch) = (params[0], params[1], params[2], params[3]);
         let flags = mem().with_readonly();
         let status = b.ins().load(PTR, flags, table, 0);
-        let args = bufs
+        let mut args: Vec<Value> = bufs
             .iter()
             .map(|&(buf, _)| b.ins().load(PTR, flags, table, (8 * (1 + buf)) as i32))
             .collect();
+        args.push(scratch);
+        let mut arg_bytes: Vec<usize> = bufs.iter().map(|&(_, bytes)| bytes).collect();
+        arg_bytes.push(scratch_bytes);
         KernelBuilder {
             b,
             args,
-            arg_bytes: bufs.iter().map(|&(_, bytes)| bytes).collect(),
+            arg_bytes,
             checked,
             status,
             start,
@@ -207,6 +214,58 @@ impl<'a> KernelBuilder<'a> {
         self.b.seal_block(join);
     }
 
+    /// Runs `then` when `cond` (an i8 truth value) is non-zero, else `otherwise`.
+    pub fn if_else(
+        &mut self,
+        cond: Value,
+        then: impl FnOnce(&mut Self),
+        otherwise: impl FnOnce(&mut Self),
+    ) {
+        let then_block = self.b.create_block();
+        let else_block = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.ins().brif(cond, then_block, &[], else_block, &[]);
+        self.b.switch_to_block(then_block);
+        self.b.seal_block(then_block);
+        then(self);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(else_block);
+        self.b.seal_block(else_block);
+        otherwise(self);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
+        self.b.seal_block(join);
+    }
+
+    /// Whether elements `first .. first + count` (of `elem_bytes` each) lie inside
+    /// argument `arg` (an i8 truth value); flags the status word when not. For
+    /// checked mode around calls into native code, which cannot check themselves.
+    pub fn in_bounds(
+        &mut self,
+        arg: usize,
+        first: Value,
+        count: Value,
+        elem_bytes: usize,
+    ) -> Value {
+        let end = self.b.ins().iadd(first, count);
+        let end = self.b.ins().imul_imm_s(end, elem_bytes as i64);
+        let size = self.arg_bytes[arg] as i64;
+        let ok_end = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, end, size);
+        let ok_start = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, first, 0);
+        let ok = self.b.ins().band(ok_end, ok_start);
+        let bad = self.b.ins().bxor_imm_s(ok, 1);
+        let bad = self.b.ins().uextend(types::I32, bad);
+        let code = self.b.ins().imul_imm_s(bad, status::OUT_OF_BOUNDS as i64);
+        self.raise_value(code);
+        ok
+    }
+
     /// The address of element `index` (of `elem_bytes` each) of argument `arg`,
     /// for an access of `access_bytes`. In checked mode an access outside the
     /// buffer is redirected to the status block's sink and flags the status word,
@@ -218,6 +277,19 @@ impl<'a> KernelBuilder<'a> {
         elem_bytes: usize,
         access_bytes: usize,
     ) -> Value {
+        self.addr_at(arg, index, elem_bytes, 0, access_bytes).0
+    }
+
+    /// Like [`KernelBuilder::addr`] for element `index` plus `offset` bytes;
+    /// returns the base address and the displacement to put in the access.
+    fn addr_at(
+        &mut self,
+        arg: usize,
+        index: Value,
+        elem_bytes: usize,
+        offset: i32,
+        access_bytes: usize,
+    ) -> (Value, i32) {
         let off = if elem_bytes == 1 {
             index
         } else {
@@ -225,8 +297,10 @@ impl<'a> KernelBuilder<'a> {
         };
         let good = self.b.ins().iadd(self.args[arg], off);
         if !self.checked {
-            return good;
+            return (good, offset);
         }
+        let off = self.b.ins().iadd_imm_s(off, offset as i64);
+        let good = self.b.ins().iadd_imm_s(good, offset as i64);
         let limit = self.arg_bytes[arg] as i64 - access_bytes as i64;
         let ok = if limit < 0 {
             self.b.ins().iconst(types::I8, 0)
@@ -241,7 +315,51 @@ impl<'a> KernelBuilder<'a> {
         let bad = self.b.ins().uextend(types::I32, bad);
         let code = self.b.ins().imul_imm_s(bad, status::OUT_OF_BOUNDS as i64);
         self.raise_value(code);
-        addr
+        (addr, 0)
+    }
+
+    /// Loads `ty` at element `index` of `arg` plus `offset` bytes (the offset
+    /// becomes the instruction's displacement).
+    pub fn load_at(
+        &mut self,
+        ty: Type,
+        arg: usize,
+        index: Value,
+        elem_bytes: usize,
+        offset: i32,
+    ) -> Value {
+        let (a, off) = self.addr_at(arg, index, elem_bytes, offset, ty.bytes() as usize);
+        self.b.ins().load(ty, mem(), a, off)
+    }
+
+    /// Stores `value` at element `index` of `arg` plus `offset` bytes.
+    pub fn store_at(
+        &mut self,
+        value: Value,
+        arg: usize,
+        index: Value,
+        elem_bytes: usize,
+        offset: i32,
+    ) {
+        let ty = self.b.func.dfg.value_type(value);
+        let (a, off) = self.addr_at(arg, index, elem_bytes, offset, ty.bytes() as usize);
+        self.b.ins().store(mem(), value, a, off);
+    }
+
+    /// The base address of argument `arg` (for calls into native code; the callee
+    /// must stay within the buffer, which checked mode cannot verify).
+    pub fn arg_base(&self, arg: usize) -> Value {
+        self.args[arg]
+    }
+
+    /// The byte size of argument `arg`.
+    pub fn arg_bytes(&self, arg: usize) -> usize {
+        self.arg_bytes[arg]
+    }
+
+    /// Whether accesses are bounds-checked.
+    pub fn checked(&self) -> bool {
+        self.checked
     }
 
     /// Loads a value of type `ty` at element `index` of argument `arg`.

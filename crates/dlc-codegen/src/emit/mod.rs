@@ -3,8 +3,12 @@
 pub mod builder;
 mod copy;
 mod elementwise;
+pub mod gemm;
+/// The small-matmul helpers under their former path (used by the spatial and sequence emitters).
+pub(crate) mod matmul {
+    pub(crate) use super::gemm::small::{activate, batch_offset};
+}
 pub mod math;
-mod matmul;
 mod norm;
 mod reduce;
 mod sequence;
@@ -23,8 +27,11 @@ use self::builder::{KernelBuilder, PTR};
 use crate::kernel::{Buffer, Kernel, KernelOp};
 use crate::{CodegenError, CodegenOptions};
 
-/// A compiled kernel: `table` points to the status block then one pointer per buffer.
-pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8, start: i64, end: i64);
+/// A compiled kernel: `table` points to the status block then one pointer per
+/// buffer; `start..end` is the share of the parallel loop; `scratch` is the
+/// calling thread's private block of [`crate::KernelOp::scratch_bytes`] bytes.
+pub type KernelFn =
+    unsafe extern "C" fn(table: *const *mut u8, start: i64, end: i64, scratch: *mut u8);
 
 /// Text dumps of one kernel, when requested.
 #[derive(Clone, Debug, Default)]
@@ -117,6 +124,10 @@ pub fn compile(
     ));
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
+    let tier = match (opts.portable, gemm::native::detect()) {
+        (false, Some(k)) => gemm::Tier::Native(k),
+        _ => gemm::Tier::Portable,
+    };
     let mut ids = Vec::with_capacity(kernels.len());
     let mut dumps = Vec::with_capacity(kernels.len());
     let (mut build_secs, mut compile_secs) = (0.0, 0.0);
@@ -126,6 +137,7 @@ pub fn compile(
             AbiParam::new(PTR),
             AbiParam::new(types::I64),
             AbiParam::new(types::I64),
+            AbiParam::new(PTR),
         ];
         let args: Vec<(usize, usize)> = k
             .inputs
@@ -134,8 +146,8 @@ pub fn compile(
             .map(|b| (b.index(), buffers[b.index()].bytes()))
             .collect();
         let fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let mut kb = KernelBuilder::new(fb, &args, opts.checked);
-        emit_body(&mut kb, k);
+        let mut kb = KernelBuilder::new(fb, &args, k.op.scratch_bytes(), opts.checked);
+        emit_body(&mut kb, k, tier);
         kb.finish().finalize(isa.frontend_config());
         let mut dump = KernelDump::default();
         if opts.dump_clif {
@@ -183,7 +195,7 @@ pub fn compile(
 }
 
 /// Dispatches to the emitter of the kernel's op.
-fn emit_body(kb: &mut KernelBuilder, k: &Kernel) {
+fn emit_body(kb: &mut KernelBuilder, k: &Kernel, tier: gemm::Tier) {
     let n_in = k.inputs.len();
     match &k.op {
         KernelOp::Elementwise(e) => elementwise::emit(kb, e, n_in),
@@ -201,7 +213,7 @@ fn emit_body(kb: &mut KernelBuilder, k: &Kernel) {
             inner,
             log,
         } => reduce::softmax(kb, *outer, *len, *inner, *log),
-        KernelOp::MatMul(m) => matmul::emit(kb, m),
+        KernelOp::MatMul(m) => gemm::emit(kb, m, tier),
         KernelOp::Norm(op) => norm::emit(kb, op, k),
         KernelOp::Spatial(op) => spatial::emit(kb, op, k),
         KernelOp::Sequence(op) => sequence::emit(kb, op, k),

@@ -134,6 +134,16 @@ pub enum KernelOp {
     Sequence(SequenceOp),
 }
 
+impl KernelOp {
+    /// Bytes of private scratch memory each calling thread needs (packing buffers).
+    pub fn scratch_bytes(&self) -> usize {
+        match self {
+            KernelOp::MatMul(m) => m.scratch_bytes(),
+            _ => 0,
+        }
+    }
+}
+
 /// A read of one kernel input inside an elementwise expression.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Leaf {
@@ -205,6 +215,70 @@ pub struct CopyKernel {
     pub dst_offset: usize,
     /// Element type.
     pub dtype: DType,
+}
+
+/// Cache blocking of the packed GEMM (BLIS-style loops `jc → pc → ic → jr → ir`).
+///
+/// `kc × nr` floats of a packed B panel stay in L1 (16 KiB at kc 256, nr 16),
+/// the `mc × kc` packed A block in L2 (72 KiB), the `kc × nc` packed B block in
+/// L2/L3 (1 MiB); see docs/kernels.md for the measurements behind the choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// Rows of A per block (a multiple of every tier's `MR`).
+    pub mc: usize,
+    /// Depth of a block.
+    pub kc: usize,
+    /// Columns of B per block (a multiple of every tier's `NR`).
+    pub nc: usize,
+}
+
+/// Rows of every GEMM micro-kernel tile.
+pub const GEMM_MR: usize = 6;
+/// The widest micro-kernel tile of any tier (sizes scratch for all of them).
+pub const GEMM_NR_MAX: usize = 16;
+
+impl MatMulKernel {
+    /// Whether the packed, cache-blocked GEMM runs this product (else the
+    /// row-panel kernel, cheaper for thin or tiny products).
+    pub fn packed(&self) -> bool {
+        self.m >= 16 && self.n >= 16 && self.k >= 16
+    }
+
+    /// Whether the parallel loop splits columns (thin, wide products) rather than rows.
+    pub fn split_columns(&self) -> bool {
+        self.m < 4 * GEMM_MR && self.n >= 4 * GEMM_NR_MAX
+    }
+
+    /// The extent of the parallel loop: row panels of `GEMM_MR`, column panels of
+    /// `GEMM_NR_MAX`, or (unpacked) rows.
+    pub fn parallel(&self) -> usize {
+        if !self.packed() {
+            self.batch.iter().product::<usize>() * self.m
+        } else if self.split_columns() {
+            self.n.div_ceil(GEMM_NR_MAX)
+        } else {
+            self.m.div_ceil(GEMM_MR)
+        }
+    }
+
+    /// Block sizes for this product.
+    pub fn blocking(&self) -> Blocking {
+        let round = |x: usize, q: usize| x.div_ceil(q) * q;
+        Blocking {
+            mc: round(self.m, GEMM_MR).min(72),
+            kc: self.k.min(256),
+            nc: round(self.n, GEMM_NR_MAX).min(1024),
+        }
+    }
+
+    /// Per-thread scratch: packed A block, packed B block, one edge tile.
+    pub fn scratch_bytes(&self) -> usize {
+        if !self.packed() {
+            return 0;
+        }
+        let b = self.blocking();
+        4 * (b.mc * b.kc + b.kc * b.nc + GEMM_MR * GEMM_NR_MAX)
+    }
 }
 
 /// A 2-D operand view inside a buffer: `x[b, r, c] = buf[offset + Σ b_d batch_strides[d] + r*row + c*col]`.

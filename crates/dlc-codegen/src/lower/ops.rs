@@ -305,10 +305,10 @@ pub(crate) fn push_matmul(
     let (m, n, k) = (mk.m, mk.n, mk.k);
     cx.push_kernel(Kernel {
         name: "matmul".to_string(),
+        parallel: mk.parallel(),
         op: KernelOp::MatMul(mk),
         inputs,
         outputs: vec![out],
-        parallel: nb * m,
         flops: (2 * nb * m * n * k) as f64,
         bytes: (4 * nb * (m * k + k * n + m * n)) as f64,
         nodes,

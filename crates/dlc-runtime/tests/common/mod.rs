@@ -32,4 +32,3 @@ pub fn check(case: &Case, checked: bool) -> Result<(), TestCaseError> {
     }
     Ok(())
 }
-

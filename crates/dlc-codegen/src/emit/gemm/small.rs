@@ -1,12 +1,15 @@
-//! Matrix products: a row-times-panel kernel (one row of A against 16-, 4- and
-//! 1-column strips of B), with the bias and activation epilogue applied at the
-//! store. The packed, cache-blocked GEMM replaces this for large shapes.
+//! Small matrix products and matrix-vector products: one row of A against
+//! 48-, 16-, 4- and 1-column strips of B (12, 4, 1 f32x4 accumulators or one
+//! scalar), with the bias and activation epilogue applied at the store. Used
+//! where packing would cost more than it saves (see `MatMulKernel::packed`);
+//! with a row-major B each strip streams contiguous rows, which is what a
+//! memory-bound GEMV needs.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::builder::KernelBuilder;
-use super::math::Lanes;
+use crate::emit::builder::KernelBuilder;
+use crate::emit::math::Lanes;
 use crate::kernel::{Activation, MatMulKernel, MatView};
 
 /// Element offset of batch `bi` (a flat index over `batch`) in a view.
@@ -46,7 +49,7 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel) {
         let c_row = kb.b.ins().imul_imm_s(row, mm.n as i64);
         let vec_ok = mm.b.col_stride == 1;
         let mut j0 = 0;
-        for (width, lanes) in [(16, 4), (4, 1), (1, 0)] {
+        for (width, lanes) in [(48, 12), (16, 4), (4, 1), (1, 0)] {
             let vector = lanes > 0;
             if vector && !vec_ok {
                 continue;

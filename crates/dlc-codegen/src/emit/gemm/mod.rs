@@ -1,0 +1,500 @@
+//! Matrix products. Large ones run a packed, cache-blocked GEMM whose loop nest,
+//! packing, edge handling and fused epilogue are generated here; its register-
+//! blocked micro-kernel is either generated too (the portable Cranelift f32x4
+//! tier, 6×8) or a natively compiled one chosen by CPU features (the AVX2 tier,
+//! 6×16; see [`native`]). Small and thin products use [`small`].
+//!
+//! Loop nest per call (BLIS order), over the call's share of row or column panels:
+//!
+//! ```text
+//! for batch: for jc (nc columns): for pc (kc deep): pack B block → Bp
+//!   for ic (mc rows): pack A block → Ap
+//!     for jr (nr): for ir (mr): micro-kernel(Ap[ir], Bp[jr]) → C tile (+= after the first pc)
+//!                                 last pc: bias + activation on the tile while it is hot
+//! ```
+//! Packing pads the edges with zeros, so the micro-kernel always computes full
+//! tiles; partial tiles go through a scratch tile and are copied out.
+
+pub mod native;
+pub mod small;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{AbiParam, InstBuilder, Value, types};
+
+use super::builder::{KernelBuilder, PTR};
+use super::math::Lanes;
+use crate::kernel::{GEMM_MR, GEMM_NR_MAX, MatMulKernel};
+use small::{activate, batch_offset};
+
+/// Which micro-kernel a GEMM uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Tier {
+    /// The Cranelift-generated f32x4 micro-kernel (6×8).
+    Portable,
+    /// A natively compiled micro-kernel.
+    Native(native::NativeKernel),
+}
+
+impl Tier {
+    /// Columns of this tier's tile.
+    pub fn nr(self) -> usize {
+        match self {
+            Tier::Portable => 8,
+            Tier::Native(k) => k.nr,
+        }
+    }
+}
+
+/// Static facts of one emitted GEMM.
+struct Gemm<'a> {
+    mm: &'a MatMulKernel,
+    tier: Tier,
+    mr: usize,
+    nr: usize,
+    /// Argument indices of C and of the scratch block.
+    c: usize,
+    s: usize,
+    /// Element offset of the packed B block in scratch (after the packed A block).
+    bp_base: usize,
+    /// Element offset of the edge tile in scratch.
+    tile_base: usize,
+}
+
+/// Emits a matrix product.
+pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
+    if !mm.packed() {
+        small::emit(kb, mm);
+        return;
+    }
+    let n_in = 2 + mm.bias.is_some() as usize;
+    let bl = mm.blocking();
+    let g = Gemm {
+        mm,
+        tier,
+        mr: GEMM_MR,
+        nr: tier.nr(),
+        c: n_in,
+        s: n_in + 1,
+        bp_base: bl.mc * bl.kc,
+        tile_base: bl.mc * bl.kc + bl.kc * bl.nc,
+    };
+    debug_assert!(GEMM_NR_MAX % g.nr == 0 && bl.nc % g.nr == 0 && bl.mc % g.mr == 0);
+    let (m, n) = (mm.m as i64, mm.n as i64);
+    let (start, end) = (kb.start, kb.end);
+    let (rows, cols) = if mm.split_columns() {
+        let lo = kb.b.ins().imul_imm_s(start, GEMM_NR_MAX as i64);
+        let hi = kb.b.ins().imul_imm_s(end, GEMM_NR_MAX as i64);
+        let nv = kb.int(n);
+        let hi = kb.b.ins().smin(hi, nv);
+        ((kb.int(0), kb.int(m)), (lo, hi))
+    } else {
+        let lo = kb.b.ins().imul_imm_s(start, GEMM_MR as i64);
+        let hi = kb.b.ins().imul_imm_s(end, GEMM_MR as i64);
+        let mv = kb.int(m);
+        let hi = kb.b.ins().smin(hi, mv);
+        ((lo, hi), (kb.int(0), kb.int(n)))
+    };
+    let nb: usize = mm.batch.iter().product();
+    kb.for_n(nb, &[], |kb, bi, _| {
+        let a_off = batch_offset(kb, &mm.batch, &mm.a, bi);
+        let b_off = batch_offset(kb, &mm.batch, &mm.b, bi);
+        let c_off = kb.b.ins().imul_imm_s(bi, m * n);
+        g.batch(kb, rows, cols, a_off, b_off, c_off);
+        vec![]
+    });
+}
+
+impl Gemm<'_> {
+    fn batch(
+        &self,
+        kb: &mut KernelBuilder,
+        rows: (Value, Value),
+        cols: (Value, Value),
+        a_off: Value,
+        b_off: Value,
+        c_off: Value,
+    ) {
+        let bl = self.mm.blocking();
+        let k = self.mm.k as i64;
+        kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
+            let left = kb.b.ins().isub(cols.1, jc);
+            let ncv = kb.int(bl.nc as i64);
+            let nc = kb.b.ins().smin(left, ncv);
+            let zero = kb.int(0);
+            let kv = kb.int(k);
+            kb.for_range(zero, kv, bl.kc as i64, &[], |kb, pc, _| {
+                let left = kb.b.ins().isub(kv, pc);
+                let kcv = kb.int(bl.kc as i64);
+                let kc = kb.b.ins().smin(left, kcv);
+                self.pack_b(kb, b_off, jc, nc, cols.1, pc, kc);
+                kb.for_range(rows.0, rows.1, bl.mc as i64, &[], |kb, ic, _| {
+                    let left = kb.b.ins().isub(rows.1, ic);
+                    let mcv = kb.int(bl.mc as i64);
+                    let mc = kb.b.ins().smin(left, mcv);
+                    self.pack_a(kb, a_off, ic, mc, rows.1, pc, kc);
+                    let zero = kb.int(0);
+                    kb.for_range(zero, nc, self.nr as i64, &[], |kb, jr, _| {
+                        let zero = kb.int(0);
+                        kb.for_range(zero, mc, self.mr as i64, &[], |kb, ir, _| {
+                            let at = TileAt {
+                                c_off,
+                                ic,
+                                jc,
+                                ir,
+                                jr,
+                                mc,
+                                nc,
+                                pc,
+                                kc,
+                            };
+                            self.tile(kb, &at);
+                            vec![]
+                        });
+                        vec![]
+                    });
+                    vec![]
+                });
+                vec![]
+            });
+            vec![]
+        });
+    }
+
+    /// Packs `B[pc.., jc..]` (kc × nc) into panels of `nr` columns, k-major,
+    /// zero beyond column `col_hi`.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_b(
+        &self,
+        kb: &mut KernelBuilder,
+        b_off: Value,
+        jc: Value,
+        nc: Value,
+        col_hi: Value,
+        pc: Value,
+        kc: Value,
+    ) {
+        let v = &self.mm.b;
+        let nr = self.nr as i64;
+        let zero = kb.int(0);
+        kb.for_range(zero, nc, nr, &[], |kb, jp, _| {
+            // jp = jr (column offset of the panel in the block).
+            let col0 = kb.b.ins().iadd(jc, jp);
+            let dst0 = kb.b.ins().imul(jp, kc);
+            let dst0 = kb.b.ins().iadd_imm_s(dst0, self.bp_base as i64);
+            let zero = kb.int(0);
+            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+                let row = kb.b.ins().iadd(pc, p);
+                let src_row = kb.add_scaled(b_off, row, v.row_stride);
+                let dst = kb.b.ins().imul_imm_s(p, nr);
+                let dst = kb.b.ins().iadd(dst0, dst);
+                for j in 0..self.nr {
+                    let col = kb.b.ins().iadd_imm_s(col0, j as i64);
+                    let x = self.masked_load(kb, 1, src_row, col, v.col_stride, col_hi, self.mm.n);
+                    kb.store_at(x, self.s, dst, 4, 4 * j as i32);
+                }
+                vec![]
+            });
+            vec![]
+        });
+    }
+
+    /// Packs `A[ic.., pc..]` (mc × kc) into panels of `mr` rows, k-major, zero
+    /// beyond row `row_hi`.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_a(
+        &self,
+        kb: &mut KernelBuilder,
+        a_off: Value,
+        ic: Value,
+        mc: Value,
+        row_hi: Value,
+        pc: Value,
+        kc: Value,
+    ) {
+        let v = &self.mm.a;
+        let mr = self.mr as i64;
+        let zero = kb.int(0);
+        kb.for_range(zero, mc, mr, &[], |kb, ip, _| {
+            let row0 = kb.b.ins().iadd(ic, ip);
+            let dst0 = kb.b.ins().imul(ip, kc);
+            let zero = kb.int(0);
+            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+                let col = kb.b.ins().iadd(pc, p);
+                let src_col = kb.add_scaled(a_off, col, v.col_stride);
+                let dst = kb.b.ins().imul_imm_s(p, mr);
+                let dst = kb.b.ins().iadd(dst0, dst);
+                for r in 0..self.mr {
+                    let row = kb.b.ins().iadd_imm_s(row0, r as i64);
+                    let x = self.masked_load(kb, 0, src_col, row, v.row_stride, row_hi, self.mm.m);
+                    kb.store_at(x, self.s, dst, 4, 4 * r as i32);
+                }
+                vec![]
+            });
+            vec![]
+        });
+    }
+
+    /// `arg[base + i * stride]` if `i < hi`, else 0; the load index is clamped to
+    /// `len - 1` so the access stays in bounds either way (branch-free).
+    #[allow(clippy::too_many_arguments)]
+    fn masked_load(
+        &self,
+        kb: &mut KernelBuilder,
+        arg: usize,
+        base: Value,
+        i: Value,
+        stride: usize,
+        hi: Value,
+        len: usize,
+    ) -> Value {
+        let last = kb.int(len as i64 - 1);
+        let ic = kb.b.ins().smin(i, last);
+        let idx = kb.add_scaled(base, ic, stride);
+        let x = kb.load(types::F32, arg, idx, 4);
+        let inside = kb.b.ins().icmp(IntCC::SignedLessThan, i, hi);
+        let zero = kb.f32c(0.0, false);
+        kb.b.ins().select(inside, x, zero)
+    }
+
+    /// One `mr × nr` tile of C: micro-kernel, edge copy, epilogue.
+    fn tile(&self, kb: &mut KernelBuilder, at: &TileAt) {
+        let (mr, nr) = (self.mr as i64, self.nr as i64);
+        let n = self.mm.n;
+        let rows_left = kb.b.ins().isub(at.mc, at.ir);
+        let cols_left = kb.b.ins().isub(at.nc, at.jr);
+        let full_rows =
+            kb.b.ins()
+                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, rows_left, mr);
+        let full_cols =
+            kb.b.ins()
+                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, cols_left, nr);
+        let full = kb.b.ins().band(full_rows, full_cols);
+        let accumulate = kb.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, at.pc, 0);
+        let ap = kb.b.ins().imul(at.ir, at.kc);
+        let bp = kb.b.ins().imul(at.jr, at.kc);
+        let bp = kb.b.ins().iadd_imm_s(bp, self.bp_base as i64);
+        let row = kb.b.ins().iadd(at.ic, at.ir);
+        let col = kb.b.ins().iadd(at.jc, at.jr);
+        let c_idx = kb.add_scaled(at.c_off, row, n);
+        let c_idx = kb.b.ins().iadd(c_idx, col);
+        let tile_idx = kb.int(self.tile_base as i64);
+        let no = kb.b.ins().iconst(types::I8, 0);
+        let mrv = kb.int(mr);
+        let rv = kb.b.ins().smin(rows_left, mrv);
+        let nrv = kb.int(nr);
+        let cv = kb.b.ins().smin(cols_left, nrv);
+        kb.if_else(
+            full,
+            |kb| self.micro(kb, at.kc, ap, bp, self.c, c_idx, n, accumulate),
+            |kb| {
+                self.micro(kb, at.kc, ap, bp, self.s, tile_idx, self.nr, no);
+                self.copy_out(kb, tile_idx, c_idx, rv, cv, accumulate);
+            },
+        );
+        if self.mm.bias.is_some() || self.mm.activation != crate::kernel::Activation::Identity {
+            let sum = kb.b.ins().iadd(at.pc, at.kc);
+            let last = kb.b.ins().icmp_imm_s(IntCC::Equal, sum, self.mm.k as i64);
+            kb.if_then(last, |kb| self.epilogue(kb, c_idx, col, rv, cv));
+        }
+    }
+
+    /// `acc = A panel · B panel`; stores to `dst[idx..]` with row stride `ld`,
+    /// adding what is there when `accumulate` (an i8 flag) is set.
+    #[allow(clippy::too_many_arguments)]
+    fn micro(
+        &self,
+        kb: &mut KernelBuilder,
+        kc: Value,
+        ap: Value,
+        bp: Value,
+        dst: usize,
+        idx: Value,
+        ld: usize,
+        accumulate: Value,
+    ) {
+        match self.tier {
+            Tier::Portable => self.micro_portable(kb, kc, ap, bp, dst, idx, ld, accumulate),
+            Tier::Native(k) => self.micro_native(kb, k, kc, ap, bp, dst, idx, ld, accumulate),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn micro_portable(
+        &self,
+        kb: &mut KernelBuilder,
+        kc: Value,
+        ap: Value,
+        bp: Value,
+        dst: usize,
+        idx: Value,
+        ld: usize,
+        accumulate: Value,
+    ) {
+        let vecs = self.nr / 4;
+        let zero = kb.f32c(0.0, true);
+        let mut init = vec![zero; self.mr * vecs];
+        init.push(ap);
+        init.push(bp);
+        let (mr, nr) = (self.mr, self.nr);
+        let lo = kb.int(0);
+        let out = kb.for_range(lo, kc, 1, &init, |kb, _, c| {
+            let (ap, bp) = (c[mr * vecs], c[mr * vecs + 1]);
+            let b: Vec<Value> = (0..vecs)
+                .map(|v| kb.load_at(types::F32X4, self.s, bp, 4, 16 * v as i32))
+                .collect();
+            let mut next = Vec::with_capacity(c.len());
+            for r in 0..mr {
+                let a = kb.load_at(types::F32, self.s, ap, 4, 4 * r as i32);
+                let a = kb.b.ins().splat(types::F32X4, a);
+                for (v, &bv) in b.iter().enumerate() {
+                    next.push(kb.b.ins().fma(a, bv, c[r * vecs + v]));
+                }
+            }
+            next.push(kb.b.ins().iadd_imm_s(ap, mr as i64));
+            next.push(kb.b.ins().iadd_imm_s(bp, nr as i64));
+            next
+        });
+        // Store (adding the old values when accumulating: a branch-free select).
+        let mask = kb.b.ins().sextend(types::I32, accumulate);
+        let mask = kb.b.ins().ineg(mask);
+        let mask = kb.b.ins().splat(types::I32X4, mask);
+        let l = Lanes { vector: true };
+        for r in 0..mr {
+            let row = kb.b.ins().iadd_imm_s(idx, (r * ld) as i64);
+            for v in 0..vecs {
+                let old = kb.load_at(types::F32X4, dst, row, 4, 16 * v as i32);
+                let zero = kb.f32c(0.0, true);
+                let add = kb.select_mask(l, mask, old, zero);
+                let sum = kb.b.ins().fadd(out[r * vecs + v], add);
+                kb.store_at(sum, dst, row, 4, 16 * v as i32);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn micro_native(
+        &self,
+        kb: &mut KernelBuilder,
+        k: native::NativeKernel,
+        kc: Value,
+        ap: Value,
+        bp: Value,
+        dst: usize,
+        idx: Value,
+        ld: usize,
+        accumulate: Value,
+    ) {
+        let call = |kb: &mut KernelBuilder| {
+            let mut sig = kb.b.func.signature.clone();
+            sig.params = vec![
+                AbiParam::new(types::I64),
+                AbiParam::new(PTR),
+                AbiParam::new(PTR),
+                AbiParam::new(PTR),
+                AbiParam::new(types::I64),
+                AbiParam::new(types::I64),
+            ];
+            sig.returns.clear();
+            let sig = kb.b.import_signature(sig);
+            let f = kb.b.ins().iconst(PTR, k.f as usize as i64);
+            let a_ptr = byte_ptr(kb, self.s, ap);
+            let b_ptr = byte_ptr(kb, self.s, bp);
+            let c_ptr = byte_ptr(kb, dst, idx);
+            let ldv = kb.int(ld as i64);
+            let acc = kb.b.ins().uextend(types::I64, accumulate);
+            kb.b.ins()
+                .call_indirect(sig, f, &[kc, a_ptr, b_ptr, c_ptr, ldv, acc]);
+        };
+        if !kb.checked() {
+            call(kb);
+            return;
+        }
+        // Checked mode: prove the regions the native code touches are in bounds.
+        let a_len = kb.b.ins().imul_imm_s(kc, self.mr as i64);
+        let b_len = kb.b.ins().imul_imm_s(kc, self.nr as i64);
+        let c_len = kb.int(((self.mr - 1) * ld + self.nr) as i64);
+        let ok_a = kb.in_bounds(self.s, ap, a_len, 4);
+        let ok_b = kb.in_bounds(self.s, bp, b_len, 4);
+        let ok_c = kb.in_bounds(dst, idx, c_len, 4);
+        let ok = kb.b.ins().band(ok_a, ok_b);
+        let ok = kb.b.ins().band(ok, ok_c);
+        kb.if_then(ok, call);
+    }
+
+    /// Copies the valid `rv × cv` part of the edge tile to C (adding when accumulating).
+    fn copy_out(
+        &self,
+        kb: &mut KernelBuilder,
+        tile: Value,
+        c_idx: Value,
+        rv: Value,
+        cv: Value,
+        accumulate: Value,
+    ) {
+        let n = self.mm.n;
+        let nr = self.nr;
+        let zero = kb.int(0);
+        kb.for_range(zero, rv, 1, &[], |kb, r, _| {
+            let src = kb.add_scaled(tile, r, nr);
+            let dst = kb.add_scaled(c_idx, r, n);
+            let zero = kb.int(0);
+            kb.for_range(zero, cv, 1, &[], |kb, j, _| {
+                let s = kb.b.ins().iadd(src, j);
+                let d = kb.b.ins().iadd(dst, j);
+                let t = kb.load(types::F32, self.s, s, 4);
+                let old = kb.load(types::F32, self.c, d, 4);
+                let z = kb.f32c(0.0, false);
+                let add = kb.b.ins().select(accumulate, old, z);
+                let v = kb.b.ins().fadd(t, add);
+                kb.store(v, self.c, d, 4);
+                vec![]
+            });
+            vec![]
+        });
+    }
+
+    /// Adds the bias row and applies the activation to the valid part of a tile.
+    fn epilogue(&self, kb: &mut KernelBuilder, c_idx: Value, col: Value, rv: Value, cv: Value) {
+        let n = self.mm.n;
+        let l = Lanes { vector: false };
+        let zero = kb.int(0);
+        kb.for_range(zero, rv, 1, &[], |kb, r, _| {
+            let row = kb.add_scaled(c_idx, r, n);
+            let zero = kb.int(0);
+            kb.for_range(zero, cv, 1, &[], |kb, j, _| {
+                let d = kb.b.ins().iadd(row, j);
+                let mut v = kb.load(types::F32, self.c, d, 4);
+                if let Some(off) = self.mm.bias {
+                    let bj = kb.b.ins().iadd(col, j);
+                    let bj = kb.b.ins().iadd_imm_s(bj, off as i64);
+                    let bias = kb.load(types::F32, 2, bj, 4);
+                    v = kb.b.ins().fadd(v, bias);
+                }
+                let v = activate(kb, l, self.mm.activation, v);
+                kb.store(v, self.c, d, 4);
+                vec![]
+            });
+            vec![]
+        });
+    }
+}
+
+/// Where a tile sits: block origins, offsets within the block, block extents.
+struct TileAt {
+    c_off: Value,
+    ic: Value,
+    jc: Value,
+    ir: Value,
+    jr: Value,
+    mc: Value,
+    nc: Value,
+    pc: Value,
+    kc: Value,
+}
+
+/// The address of element `idx` (f32) of argument `arg`, for native calls.
+fn byte_ptr(kb: &mut KernelBuilder, arg: usize, idx: Value) -> Value {
+    let base = kb.arg_base(arg);
+    let off = kb.b.ins().imul_imm_s(idx, 4);
+    kb.b.ins().iadd(base, off)
+}

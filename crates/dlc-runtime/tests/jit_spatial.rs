@@ -1,0 +1,398 @@
+//! The JIT against the reference interpreter on convolutions, transposed
+//! convolutions and pooling: random graphs of each family, and hand-picked
+//! geometries (odd sizes, depthwise and grouped channels, dilation with padding,
+//! strides beyond the kernel, asymmetric padding), each in normal and checked mode.
+
+mod common;
+
+use common::check;
+use dlc_ir::{
+    ConvAttrs, ConvTransposeAttrs, Graph, Init, Op, PoolAttrs, PoolKind, TensorType, ValueId,
+};
+use dlc_testgen::{Case, Family, GenConfig, random_values};
+use proptest::prelude::*;
+
+macro_rules! family_test {
+    ($name:ident, $checked_name:ident, $family:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+            #[test]
+            fn $name(case in dlc_testgen::arb_case(GenConfig::only($family))) {
+                check(&case, false)?;
+            }
+        }
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+            #[test]
+            fn $checked_name(case in dlc_testgen::arb_case(GenConfig::only($family))) {
+                check(&case, true)?;
+            }
+        }
+    };
+}
+
+family_test!(random_conv, random_conv_checked, Family::Conv);
+family_test!(
+    random_conv_transpose,
+    random_conv_transpose_checked,
+    Family::ConvTranspose
+);
+family_test!(random_pool, random_pool_checked, Family::Pool);
+
+/// A one-op case: input `x`, parameters `w` (and `b`) for the op's other operands.
+fn case(op: Op, x: &[usize], params: &[&[usize]], seed: u64) -> Case {
+    let mut g = Graph::new("spatial");
+    let mut args = vec![
+        g.add_source(Op::Input, "x", TensorType::f32(x.to_vec()), None)
+            .unwrap(),
+    ];
+    for (i, shape) in params.iter().enumerate() {
+        let ty = TensorType::f32(shape.to_vec());
+        let p = Op::Param {
+            init: Init::Uniform { lo: -1.0, hi: 1.0 },
+        };
+        args.push(g.add_source(p, ["w", "b"][i], ty, None).unwrap());
+    }
+    let y = g.add_anon(op, &args).unwrap();
+    g.add_output("y", ValueId::first(y));
+    let (inputs, params) = random_values(&g, seed);
+    Case {
+        seed,
+        ops: 1,
+        graph: g,
+        inputs,
+        params,
+    }
+}
+
+/// Checks a case in normal and in checked mode.
+fn check_both(case: &Case) {
+    for checked in [false, true] {
+        if let Err(e) = check(case, checked) {
+            panic!("checked={checked}: {e}");
+        }
+    }
+}
+
+/// conv over `x` with weight `[o, c/groups, *kernel]`, optional bias.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    x: &[usize],
+    o: usize,
+    kernel: &[usize],
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+    groups: usize,
+    bias: bool,
+) {
+    let w = [&[o, x[1] / groups][..], kernel].concat();
+    let attrs = ConvAttrs {
+        stride: stride.to_vec(),
+        padding: padding.to_vec(),
+        dilation: dilation.to_vec(),
+        groups,
+    };
+    let b = [o];
+    let params: Vec<&[usize]> = if bias { vec![&w, &b] } else { vec![&w] };
+    check_both(&case(Op::Conv(attrs), x, &params, 7));
+}
+
+/// Transposed conv over `x` with weight `[c, per_group, *kernel]`, optional bias.
+#[allow(clippy::too_many_arguments)]
+fn conv_t(
+    x: &[usize],
+    per_group: usize,
+    kernel: &[usize],
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    output_padding: &[usize],
+    dilation: &[usize],
+    groups: usize,
+    bias: bool,
+) {
+    let w = [&[x[1], per_group][..], kernel].concat();
+    let b = [per_group * groups];
+    let attrs = ConvTransposeAttrs {
+        stride: stride.to_vec(),
+        padding: padding.to_vec(),
+        output_padding: output_padding.to_vec(),
+        dilation: dilation.to_vec(),
+        groups,
+    };
+    let params: Vec<&[usize]> = if bias { vec![&w, &b] } else { vec![&w] };
+    check_both(&case(Op::ConvTranspose(attrs), x, &params, 11));
+}
+
+fn pool(
+    x: &[usize],
+    kind: PoolKind,
+    kernel: &[usize],
+    stride: &[usize],
+    padding: &[(usize, usize)],
+) {
+    let attrs = PoolAttrs {
+        kind,
+        kernel: kernel.to_vec(),
+        stride: stride.to_vec(),
+        padding: padding.to_vec(),
+    };
+    check_both(&case(Op::Pool(attrs), x, &[], 13));
+}
+
+const ODD: [usize; 5] = [1, 3, 7, 13, 31];
+const AVG_IN: PoolKind = PoolKind::Avg {
+    count_include_pad: true,
+};
+const AVG_EX: PoolKind = PoolKind::Avg {
+    count_include_pad: false,
+};
+
+#[test]
+fn conv_odd_sizes() {
+    for s in ODD {
+        conv(
+            &[2, 3, s, s],
+            5,
+            &[3, 3],
+            &[1, 1],
+            &[(1, 1), (1, 1)],
+            &[1, 1],
+            1,
+            true,
+        );
+        conv(
+            &[1, 2, s, 31],
+            4,
+            &[1, 3],
+            &[1, 2],
+            &[(0, 0), (2, 1)],
+            &[1, 1],
+            1,
+            false,
+        );
+        conv(&[3, 2, s], 7, &[3], &[1], &[(2, 0)], &[1], 1, true);
+        conv(&[1, 4, 64 + s], 4, &[5], &[1], &[(2, 2)], &[1], 2, true);
+    }
+}
+
+#[test]
+fn conv_depthwise_and_groups() {
+    conv(
+        &[2, 8, 13, 13],
+        8,
+        &[3, 3],
+        &[1, 1],
+        &[(1, 1), (1, 1)],
+        &[1, 1],
+        8,
+        true,
+    );
+    conv(
+        &[1, 4, 31, 31],
+        8,
+        &[3, 3],
+        &[2, 2],
+        &[(1, 1), (1, 1)],
+        &[1, 1],
+        4,
+        false,
+    );
+    conv(
+        &[1, 6, 9, 29],
+        9,
+        &[3, 5],
+        &[1, 1],
+        &[(0, 0), (2, 2)],
+        &[1, 1],
+        3,
+        true,
+    );
+    conv(
+        &[2, 12, 7, 40],
+        12,
+        &[3, 3],
+        &[1, 1],
+        &[(1, 1), (1, 1)],
+        &[1, 1],
+        2,
+        true,
+    );
+    conv(&[1, 7, 33], 7, &[5], &[1], &[(4, 0)], &[1], 7, true);
+}
+
+#[test]
+fn conv_dilation_with_padding() {
+    conv(
+        &[1, 3, 13, 13],
+        4,
+        &[3, 3],
+        &[1, 1],
+        &[(2, 2), (2, 2)],
+        &[2, 2],
+        1,
+        true,
+    );
+    conv(
+        &[2, 2, 31, 31],
+        3,
+        &[3, 3],
+        &[2, 1],
+        &[(3, 0), (1, 4)],
+        &[3, 2],
+        1,
+        false,
+    );
+    conv(
+        &[1, 2, 7, 7],
+        2,
+        &[3, 3],
+        &[1, 1],
+        &[(4, 4), (4, 4)],
+        &[3, 3],
+        1,
+        true,
+    );
+    conv(&[1, 1, 50], 2, &[7], &[1], &[(6, 6)], &[2], 1, true);
+}
+
+#[test]
+fn conv_stride_beyond_kernel() {
+    conv(
+        &[1, 3, 31, 31],
+        4,
+        &[2, 2],
+        &[3, 3],
+        &[(0, 0), (0, 0)],
+        &[1, 1],
+        1,
+        true,
+    );
+    conv(
+        &[2, 2, 13, 45],
+        3,
+        &[1, 3],
+        &[2, 5],
+        &[(0, 1), (1, 2)],
+        &[1, 1],
+        1,
+        false,
+    );
+    conv(&[1, 2, 40], 2, &[2], &[4], &[(1, 1)], &[1], 1, true);
+}
+
+#[test]
+fn conv_asymmetric_padding() {
+    conv(
+        &[1, 2, 13, 13],
+        3,
+        &[3, 3],
+        &[1, 1],
+        &[(0, 2), (2, 0)],
+        &[1, 1],
+        1,
+        true,
+    );
+    conv(
+        &[1, 3, 7, 35],
+        6,
+        &[5, 5],
+        &[1, 1],
+        &[(4, 0), (0, 4)],
+        &[1, 1],
+        1,
+        false,
+    );
+    conv(
+        &[2, 4, 20, 20],
+        6,
+        &[3, 3],
+        &[2, 2],
+        &[(2, 1), (1, 2)],
+        &[1, 1],
+        2,
+        true,
+    );
+}
+
+#[test]
+fn conv_transpose_cases() {
+    for s in ODD {
+        conv_t(
+            &[1, 3, s, s],
+            2,
+            &[3, 3],
+            &[2, 2],
+            &[(1, 1), (1, 1)],
+            &[1, 1],
+            &[1, 1],
+            1,
+            true,
+        );
+        conv_t(&[2, 2, s], 3, &[4], &[1], &[(0, 0)], &[0], &[1], 1, false);
+    }
+    conv_t(
+        &[1, 4, 7, 9],
+        3,
+        &[3, 3],
+        &[3, 2],
+        &[(2, 0), (0, 1)],
+        &[2, 1],
+        &[1, 1],
+        2,
+        true,
+    );
+    conv_t(
+        &[2, 6, 5, 13],
+        1,
+        &[3, 5],
+        &[1, 2],
+        &[(1, 2), (3, 1)],
+        &[0, 1],
+        &[2, 1],
+        6,
+        true,
+    );
+    conv_t(
+        &[1, 2, 9, 9],
+        2,
+        &[2, 2],
+        &[3, 3],
+        &[(0, 0), (0, 0)],
+        &[0, 0],
+        &[1, 1],
+        1,
+        false,
+    );
+    conv_t(&[1, 3, 11], 4, &[5], &[2], &[(3, 3)], &[1], &[2], 1, true);
+    conv_t(&[1, 2, 40], 8, &[3], &[1], &[(1, 1)], &[0], &[1], 1, true);
+    conv_t(
+        &[1, 2, 6, 6],
+        2,
+        &[3, 3],
+        &[2, 2],
+        &[(2, 2), (2, 2)],
+        &[1, 1],
+        &[2, 2],
+        2,
+        true,
+    );
+}
+
+#[test]
+fn pool_cases() {
+    for s in ODD {
+        for kind in [PoolKind::Max, AVG_IN, AVG_EX] {
+            let k = s.min(3);
+            let p = k / 2;
+            pool(&[2, 3, s, s], kind, &[k, k], &[2, 2], &[(p, p), (p, p)]);
+            pool(&[1, 2, s + 40], kind, &[k], &[1], &[(p, 0)]);
+        }
+    }
+    for kind in [PoolKind::Max, AVG_IN, AVG_EX] {
+        pool(&[1, 4, 56, 56], kind, &[2, 2], &[2, 2], &[(0, 0), (0, 0)]);
+        pool(&[1, 2, 31, 31], kind, &[2, 3], &[3, 5], &[(1, 0), (0, 1)]);
+        pool(&[1, 2, 17, 45], kind, &[5, 5], &[1, 1], &[(2, 1), (0, 2)]);
+        pool(&[2, 1, 9, 70], kind, &[3, 3], &[3, 3], &[(1, 1), (1, 1)]);
+    }
+}
