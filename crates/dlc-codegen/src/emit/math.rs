@@ -308,38 +308,54 @@ impl KernelBuilder<'_> {
 
     /// `erfc(x)` for all x (relative accuracy in both tails).
     pub fn erfc(&mut self, l: Lanes, x: Value) -> Value {
-        let a = self.fabs(x);
-        // |x| < 1: erfc = 1 - x P(x^2).
-        let z = self.b.ins().fmul(x, x);
+        self.erfc_scaled(l, x, 1.0)
+    }
+
+    /// `erfc(s·x)` for `s` = 1 or 1/√2, without rounding `s·x` where it matters:
+    /// the Gaussian factor `exp(-s²x²)` is computed from `x² = hi + lo` (split
+    /// exactly with an FMA) and the exact `s²`, since rounding `s·x` first would
+    /// cost up to `2(sx)²` ulps in the far tail.
+    fn erfc_scaled(&mut self, l: Lanes, x: Value, s: f32) -> Value {
+        let s2 = if s == 1.0 { 1.0 } else { 0.5 };
+        let sc = self.fconst(l, s);
+        let t = self.b.ins().fmul(x, sc);
+        let a = self.fabs(t);
+        // |t| < 1: erfc = 1 - t P(t^2).
+        let z = self.b.ins().fmul(t, t);
         let p = self.poly(l, z, &ERF_P);
-        let erf_small = self.b.ins().fmul(x, p);
+        let erf_small = self.b.ins().fmul(t, p);
         let one = self.fconst(l, 1.0);
         let small = self.b.ins().fsub(one, erf_small);
-        // |x| >= 1: erfc(|x|) = exp(-x^2) Q(1/|x|), with x^2 = hi + lo exactly.
-        let ac = self.fconst(l, 10.5);
-        let ac = self.b.ins().fmin(a, ac);
-        let t = self.b.ins().fdiv(one, ac);
-        let q1 = self.poly(l, t, &ERFC_Q1);
-        let q2 = self.poly(l, t, &ERFC_Q2);
+        // |t| >= 1: erfc(|t|) = exp(-s^2 x^2) Q(1/|t|); beyond |t| = 10.5 it underflows.
+        let cap = self.fconst(l, 10.5);
+        let ac = self.b.ins().fmin(a, cap);
+        let xcap = self.fconst(l, 10.5 / s);
+        let xa = self.fabs(x);
+        let xa = self.b.ins().fmin(xa, xcap);
+        let tinv = self.b.ins().fdiv(one, ac);
+        let q1 = self.poly(l, tinv, &ERFC_Q1);
+        let q2 = self.poly(l, tinv, &ERFC_Q2);
         let cut = self.fconst(l, 2.5);
         let mid = self.fcmp(FloatCC::LessThan, ac, cut);
         let q = self.select_mask(l, mid, q1, q2);
-        let hi = self.b.ins().fmul(ac, ac);
+        let hi = self.b.ins().fmul(xa, xa);
         let nhi = self.b.ins().fneg(hi);
-        let lo = self.b.ins().fma(ac, ac, nhi);
-        let e = self.exp(l, nhi);
-        let corr = self.b.ins().fneg(lo);
-        let corr = self.b.ins().fma(e, corr, e); // e * (1 - lo)
+        let lo = self.b.ins().fma(xa, xa, nhi);
+        let s2v = self.fconst(l, s2);
+        let arg = self.b.ins().fmul(nhi, s2v); // exact: s2 is a power of two
+        let e = self.exp(l, arg);
+        let lo_s = self.b.ins().fmul(lo, s2v);
+        let corr = self.b.ins().fneg(lo_s);
+        let corr = self.b.ins().fma(e, corr, e); // e * (1 - s^2 lo)
         let tail = self.b.ins().fmul(corr, q);
-        // Negative x: erfc(x) = 2 - erfc(|x|).
+        // Negative arguments: erfc(t) = 2 - erfc(|t|).
         let two = self.fconst(l, 2.0);
         let neg_tail = self.b.ins().fsub(two, tail);
         let zero = self.fconst(l, 0.0);
-        let neg = self.fcmp(FloatCC::LessThan, x, zero);
+        let neg = self.fcmp(FloatCC::LessThan, t, zero);
         let large = self.select_mask(l, neg, neg_tail, tail);
         let is_small = self.fcmp(FloatCC::LessThan, a, one);
         let r = self.select_mask(l, is_small, small, large);
-        // Beyond 10.5 erfc underflows to 0 (2 for very negative x); NaN stays NaN.
         let nan = self.fcmp(FloatCC::Unordered, x, x);
         self.select_mask(l, nan, x, r)
     }
@@ -359,9 +375,8 @@ impl KernelBuilder<'_> {
 
     /// Exact GELU: `x Φ(x) = ½ x erfc(-x/√2)`.
     pub fn gelu_erf(&mut self, l: Lanes, x: Value) -> Value {
-        let k = self.fconst(l, -std::f32::consts::FRAC_1_SQRT_2);
-        let t = self.b.ins().fmul(x, k);
-        let c = self.erfc(l, t);
+        let nx = self.b.ins().fneg(x);
+        let c = self.erfc_scaled(l, nx, std::f32::consts::FRAC_1_SQRT_2);
         let half = self.fconst(l, 0.5);
         let hx = self.b.ins().fmul(x, half);
         self.b.ins().fmul(hx, c)
