@@ -8,7 +8,8 @@
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Affine, S, V, each, fty, inv_std, load_at, normalise, stats};
+use super::rows::{At, S, V, each, for_n, for_parallel, for_range};
+use super::stats::{Affine, inv_std, normalise, stats};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 
@@ -49,32 +50,27 @@ pub fn emit(
 
 /// Inference on `[N, C, inner]`: the parallel loop runs over the rows `n·C + c`.
 fn infer_rows(kb: &mut KernelBuilder, channels: usize, inner: usize, eps: f32) {
-    let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, r, _| {
+    for_parallel(kb, |kb, r| {
         let c = kb.b.ins().urem_imm_u(r, channels as i64);
         let [m, v, g, b] = [MEAN, VAR, GAMMA, BETA].map(|arg| kb.load(types::F32, arg, c, 4));
         let inv = inv_std(kb, S, v, eps);
         let base = kb.b.ins().imul_imm_s(r, inner as i64);
         let (g, b) = (Affine::scalar(kb, g), Affine::scalar(kb, b));
         normalise(kb, (X, Y), base, inner, (m, inv), (g, b));
-        vec![]
     });
 }
 
 /// Inference on `[N, C]`: the parallel loop runs over `n`, lanes over channels.
 fn infer_columns(kb: &mut KernelBuilder, channels: usize, eps: f32) {
-    let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, n, _| {
+    for_parallel(kb, |kb, n| {
         let base = kb.b.ins().imul_imm_s(n, channels as i64);
-        each(kb, channels, 1, &|kb, l, c| {
-            let x = load_at(kb, l, X, base, c);
-            let [m, v, g, b] = [MEAN, VAR, GAMMA, BETA].map(|arg| kb.load(fty(l), arg, c, 4));
+        each(kb, channels, 2, &|kb, l, c| {
+            let x = c.load(kb, l, X, base);
+            let [m, v, g, b] = [MEAN, VAR, GAMMA, BETA].map(|arg| c.load_row(kb, l, arg));
             let inv = inv_std(kb, l, v, eps);
             let y = affine(kb, x, m, inv, g, b);
-            let i = kb.b.ins().iadd(base, c);
-            kb.store(y, Y, i, 4);
+            c.store(kb, y, Y, base);
         });
-        vec![]
     });
 }
 
@@ -112,20 +108,21 @@ impl Running {
 
     /// Stores `keep·running + mom·batch` for the channels at `c` (the variance
     /// unbiased as `mom·var·M / (M - 1)`, in the interpreter's order).
-    fn store(self, kb: &mut KernelBuilder, l: Lanes, c: Value, mean: Value, var: Value) {
+    fn store(self, kb: &mut KernelBuilder, l: Lanes, c: At, mean: Value, var: Value) {
         let [keep, mom, m, m1] = [self.keep, self.mom, self.m, self.m1].map(|v| kb.fconst(l, v));
-        let rm = kb.load(fty(l), MEAN, c, 4);
+        let rm = c.load_row(kb, l, MEAN);
         let a = kb.b.ins().fmul(keep, rm);
         let b = kb.b.ins().fmul(mom, mean);
         let new_mean = kb.b.ins().fadd(a, b);
-        kb.store(new_mean, NEW_MEAN, c, 4);
-        let rv = kb.load(fty(l), VAR, c, 4);
+        let zero = kb.int(0);
+        c.store(kb, new_mean, NEW_MEAN, zero);
+        let rv = c.load_row(kb, l, VAR);
         let a = kb.b.ins().fmul(keep, rv);
         let b = kb.b.ins().fmul(mom, var);
         let b = kb.b.ins().fmul(b, m);
         let b = kb.b.ins().fdiv(b, m1);
         let new_var = kb.b.ins().fadd(a, b);
-        kb.store(new_var, NEW_VAR, c, 4);
+        c.store(kb, new_var, NEW_VAR, zero);
     }
 }
 
@@ -141,20 +138,18 @@ fn train_rows(
     run: Running,
 ) {
     let stride = channels * inner;
-    let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, c, _| {
+    for_parallel(kb, |kb, c| {
         let base = kb.b.ins().imul_imm_s(c, inner as i64);
         let (mean, var) = stats(kb, X, base, outer, stride, inner);
         let inv = inv_std(kb, S, var, eps);
         let [g, b] = [GAMMA, BETA].map(|arg| kb.load(types::F32, arg, c, 4));
         let (g, b) = (Affine::scalar(kb, g), Affine::scalar(kb, b));
-        kb.for_n(outer, &[], |kb, n, _| {
+        for_n(kb, outer, &[], |kb, n, _| {
             let seg = kb.add_scaled(base, n, stride);
             normalise(kb, (X, Y), seg, inner, (mean, inv), (g, b));
             vec![]
         });
-        run.store(kb, S, c, mean, var);
-        vec![]
+        run.store(kb, S, At { idx: c, disp: 0 }, mean, var);
     });
 }
 
@@ -172,74 +167,96 @@ fn train_columns(kb: &mut KernelBuilder, outer: usize, channels: usize, eps: f32
             let whole = kb.b.ins().band_imm_s(span, -(width as i64));
             kb.b.ins().iadd(lo, whole)
         };
-        kb.for_range(lo, hi, width as i64, &[], |kb, c, _| {
-            column_group(kb, outer, channels, eps, run, c, lanes, vectors);
+        for_range(kb, lo, hi, width as i64, &[], |kb, c, _| {
+            let cols = Columns {
+                outer,
+                channels,
+                c,
+                l: lanes,
+                vectors,
+            };
+            cols.emit(kb, eps, run);
             vec![]
         });
         lo = hi;
     }
 }
 
-/// Normalises channels `c .. c + vectors·lanes` of `[N, C]` and updates their
-/// running statistics.
-#[allow(clippy::too_many_arguments)]
-fn column_group(
-    kb: &mut KernelBuilder,
+/// Channels `c .. c + vectors·lanes` of an `[N, C]` training batch norm.
+struct Columns {
     outer: usize,
     channels: usize,
-    eps: f32,
-    run: Running,
     c: Value,
     l: Lanes,
     vectors: usize,
-) {
-    let ty = fty(l);
-    let cols: Vec<Value> = (0..vectors)
-        .map(|u| kb.b.ins().iadd_imm_s(c, 4 * u as i64))
-        .collect();
-    let load_row = |kb: &mut KernelBuilder, n: Value| -> Vec<Value> {
-        let row = kb.b.ins().imul_imm_s(n, channels as i64);
-        cols.iter()
-            .map(|&col| load_at(kb, l, X, row, col))
-            .collect()
-    };
-    let zero = kb.fconst(l, 0.0);
-    let n_f = kb.fconst(l, outer as f32);
-    let sums = kb.for_n(outer, &vec![zero; vectors], |kb, n, acc| {
-        let xs = load_row(kb, n);
-        xs.iter()
-            .zip(acc)
-            .map(|(&x, &a)| kb.b.ins().fadd(a, x))
-            .collect()
-    });
-    let means: Vec<Value> = sums.iter().map(|&s| kb.b.ins().fdiv(s, n_f)).collect();
-    let m2 = kb.for_n(outer, &vec![zero; vectors], |kb, n, acc| {
-        let xs = load_row(kb, n);
-        (0..vectors)
-            .map(|u| {
-                let d = kb.b.ins().fsub(xs[u], means[u]);
-                let d2 = kb.b.ins().fmul(d, d);
-                kb.b.ins().fadd(acc[u], d2)
-            })
-            .collect()
-    });
-    let vars: Vec<Value> = m2.iter().map(|&s| kb.b.ins().fdiv(s, n_f)).collect();
-    let invs: Vec<Value> = vars.iter().map(|&v| inv_std(kb, l, v, eps)).collect();
-    let gb: Vec<(Value, Value)> = cols
-        .iter()
-        .map(|&col| (kb.load(ty, GAMMA, col, 4), kb.load(ty, BETA, col, 4)))
-        .collect();
-    kb.for_n(outer, &[], |kb, n, _| {
-        let row = kb.b.ins().imul_imm_s(n, channels as i64);
-        let xs = load_row(kb, n);
-        for u in 0..vectors {
-            let y = affine(kb, xs[u], means[u], invs[u], gb[u].0, gb[u].1);
-            let i = kb.b.ins().iadd(row, cols[u]);
-            kb.store(y, Y, i, 4);
+}
+
+impl Columns {
+    /// Column `u` of the group.
+    fn at(&self, u: usize) -> At {
+        At {
+            idx: self.c,
+            disp: 16 * u as i32,
         }
-        vec![]
-    });
-    for u in 0..vectors {
-        run.store(kb, l, cols[u], means[u], vars[u]);
+    }
+
+    /// The group's values in row `n`.
+    fn row(&self, kb: &mut KernelBuilder, n: Value) -> (Value, Vec<Value>) {
+        let base = kb.b.ins().imul_imm_s(n, self.channels as i64);
+        let xs = (0..self.vectors)
+            .map(|u| self.at(u).load(kb, self.l, X, base))
+            .collect();
+        (base, xs)
+    }
+
+    /// `Σ_n f(x[n, col])` per column, in order down the column.
+    fn sums(
+        &self,
+        kb: &mut KernelBuilder,
+        f: &dyn Fn(&mut KernelBuilder, usize, Value) -> Value,
+    ) -> Vec<Value> {
+        let zero = kb.fconst(self.l, 0.0);
+        for_n(kb, self.outer, &vec![zero; self.vectors], |kb, n, acc| {
+            let (_, xs) = self.row(kb, n);
+            (0..self.vectors)
+                .map(|u| {
+                    let v = f(kb, u, xs[u]);
+                    kb.b.ins().fadd(acc[u], v)
+                })
+                .collect()
+        })
+    }
+
+    /// Normalises the columns and updates their running statistics.
+    fn emit(&self, kb: &mut KernelBuilder, eps: f32, run: Running) {
+        let n_f = kb.fconst(self.l, self.outer as f32);
+        let sums = self.sums(kb, &|_, _, x| x);
+        let means: Vec<Value> = sums.iter().map(|&s| kb.b.ins().fdiv(s, n_f)).collect();
+        let m2 = self.sums(kb, &|kb, u, x| {
+            let d = kb.b.ins().fsub(x, means[u]);
+            kb.b.ins().fmul(d, d)
+        });
+        let vars: Vec<Value> = m2.iter().map(|&s| kb.b.ins().fdiv(s, n_f)).collect();
+        let invs: Vec<Value> = vars.iter().map(|&v| inv_std(kb, self.l, v, eps)).collect();
+        let gb: Vec<(Value, Value)> = (0..self.vectors)
+            .map(|u| {
+                let at = self.at(u);
+                (
+                    at.load_row(kb, self.l, GAMMA),
+                    at.load_row(kb, self.l, BETA),
+                )
+            })
+            .collect();
+        for_n(kb, self.outer, &[], |kb, n, _| {
+            let (base, xs) = self.row(kb, n);
+            for u in 0..self.vectors {
+                let y = affine(kb, xs[u], means[u], invs[u], gb[u].0, gb[u].1);
+                self.at(u).store(kb, y, Y, base);
+            }
+            vec![]
+        });
+        for u in 0..self.vectors {
+            run.store(kb, self.l, self.at(u), means[u], vars[u]);
+        }
     }
 }

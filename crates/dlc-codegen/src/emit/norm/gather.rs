@@ -4,7 +4,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use dlc_ir::DType;
 
-use super::{V, each};
+use super::rows::{V, each, for_parallel, for_range};
 use crate::emit::builder::{KernelBuilder, status};
 
 /// `out[o, c, :] = x[o, idx[c], :]` for the rows `p = o·count + c` in
@@ -18,11 +18,10 @@ pub fn gather(
     inner: usize,
     dtype: DType,
 ) {
-    let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, p, _| {
+    for_parallel(kb, |kb, p| {
         if axis_len == 0 {
             kb.raise(status::BAD_INDEX);
-            return vec![];
+            return;
         }
         let (o, c) = if outer == 1 {
             (None, p)
@@ -47,7 +46,6 @@ pub fn gather(
         let src = kb.b.ins().imul_imm_s(row, inner as i64);
         let dst = kb.b.ins().imul_imm_s(p, inner as i64);
         copy_run(kb, src, dst, inner, dtype);
-        vec![]
     });
 }
 
@@ -57,22 +55,26 @@ fn copy_run(kb: &mut KernelBuilder, src: Value, dst: Value, len: usize, dtype: D
     let eb = dtype.size_bytes();
     let per = 16 / eb;
     let vectors = len / per;
-    let mv = |kb: &mut KernelBuilder, ty: types::Type, off: Value| {
-        let s = kb.b.ins().iadd(src, off);
-        let d = kb.b.ins().iadd(dst, off);
-        let v = kb.load(ty, 0, s, eb);
-        kb.store(v, 2, d, eb);
+    let mv = |kb: &mut KernelBuilder, ty: types::Type, i: Value, disp: usize| {
+        let s = kb.b.ins().iadd(src, i);
+        let d = kb.b.ins().iadd(dst, i);
+        let v = kb.load_at(ty, 0, s, eb, disp as i32);
+        kb.store_at(v, 2, d, eb, disp as i32);
     };
+    let zero = kb.int(0);
     if vectors > 4 {
-        let (lo, hi) = (kb.int(0), kb.int((vectors * per) as i64));
-        kb.for_range(lo, hi, per as i64, &[], |kb, i, _| {
-            mv(kb, types::I8X16, i);
+        let (lo, hi) = (kb.int(0), kb.int((vectors / 2 * 2 * per) as i64));
+        for_range(kb, lo, hi, 2 * per as i64, &[], |kb, i, _| {
+            mv(kb, types::I8X16, i, 0);
+            mv(kb, types::I8X16, i, 16);
             vec![]
         });
+        if vectors % 2 == 1 {
+            mv(kb, types::I8X16, zero, (vectors - 1) * 16);
+        }
     } else {
         for v in 0..vectors {
-            let off = kb.int((v * per) as i64);
-            mv(kb, types::I8X16, off);
+            mv(kb, types::I8X16, zero, v * 16);
         }
     }
     let ty = match dtype {
@@ -81,22 +83,19 @@ fn copy_run(kb: &mut KernelBuilder, src: Value, dst: Value, len: usize, dtype: D
         DType::Bool => types::I8,
     };
     for r in vectors * per..len {
-        let off = kb.int(r as i64);
-        mv(kb, ty, off);
+        mv(kb, ty, zero, r * eb);
     }
 }
 
 /// `out[n, :] = one_hot(idx[n])` for the rows in `start..end`: the row is
 /// zeroed, then 1.0 stored at an index inside `0..depth`; arguments `idx, out`.
 pub fn one_hot(kb: &mut KernelBuilder, depth: usize) {
-    let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, n, _| {
+    for_parallel(kb, |kb, n| {
         let base = kb.b.ins().imul_imm_s(n, depth as i64);
         let (zero_v, zero_s) = (kb.fconst(V, 0.0), kb.f32c(0.0, false));
-        each(kb, depth, 2, &|kb, l, off| {
+        each(kb, depth, 4, &|kb, l, at| {
             let z = if l.vector { zero_v } else { zero_s };
-            let i = kb.b.ins().iadd(base, off);
-            kb.store(z, 1, i, 4);
+            at.store(kb, z, 1, base);
         });
         let j = kb.load(types::I64, 0, n, 8);
         let ok =
@@ -107,6 +106,5 @@ pub fn one_hot(kb: &mut KernelBuilder, depth: usize) {
             let i = kb.b.ins().iadd(base, j);
             kb.store(one, 1, i, 4);
         });
-        vec![]
     });
 }

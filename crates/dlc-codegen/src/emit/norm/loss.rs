@@ -4,7 +4,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Fold, S, fold, load_at, splat};
+use super::rows::{Fold, S, V, fold, for_parallel, for_range, splat};
 use crate::emit::builder::{KernelBuilder, status};
 
 /// `out[b] = Σ (p - t)² / divisor` over block `b` of `block` elements, for the
@@ -14,11 +14,10 @@ pub fn squared_error(kb: &mut KernelBuilder, len: usize, block: usize, divisor: 
     let (full, last) = (len / block, len % block);
     let one_block = |kb: &mut KernelBuilder, b: Value, n: usize| {
         let lo = kb.b.ins().imul_imm_s(b, block as i64);
-        let sum = fold(kb, n, Fold::Sum, &|kb, l, off| {
-            let p = load_at(kb, l, 0, lo, off);
-            let t = load_at(kb, l, 1, lo, off);
-            let d = kb.b.ins().fsub(p, t);
-            kb.b.ins().fmul(d, d)
+        let sum = fold(kb, n, Fold::SumSquares, &|kb, l, at| {
+            let p = at.load(kb, l, 0, lo);
+            let t = at.load(kb, l, 1, lo);
+            kb.b.ins().fsub(p, t)
         });
         let div = kb.fconst(S, divisor);
         let y = kb.b.ins().fdiv(sum, div);
@@ -28,20 +27,20 @@ pub fn squared_error(kb: &mut KernelBuilder, len: usize, block: usize, divisor: 
     if full > 0 {
         let full_v = kb.int(full as i64);
         let hi = kb.b.ins().smin(end, full_v);
-        kb.for_range(start, hi, 1, &[], |kb, b, _| {
+        for_range(kb, start, hi, 1, &[], |kb, b, _| {
             one_block(kb, b, block);
             vec![]
         });
     }
     if last > 0 || len == 0 {
         // The short block `full` belongs to the call whose range holds it.
-        let at_or_after =
+        let from =
             kb.b.ins()
                 .icmp_imm_s(IntCC::SignedLessThanOrEqual, start, full as i64);
-        let before =
+        let to =
             kb.b.ins()
                 .icmp_imm_s(IntCC::SignedGreaterThan, end, full as i64);
-        let mine = kb.b.ins().band(at_or_after, before);
+        let mine = kb.b.ins().band(from, to);
         kb.if_then(mine, |kb| {
             let b = kb.int(full as i64);
             one_block(kb, b, last);
@@ -53,34 +52,31 @@ pub fn squared_error(kb: &mut KernelBuilder, len: usize, block: usize, divisor: 
 /// `start..end`; arguments `x, labels, out`. A label outside `0..classes` raises
 /// `BAD_LABEL` (and reads class 0 instead).
 pub fn cross_entropy(kb: &mut KernelBuilder, classes: usize) {
-    let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, n, _| {
+    for_parallel(kb, |kb, n| {
         let label = kb.load(types::I64, 1, n, 8);
         let bad =
             kb.b.ins()
                 .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, label, classes as i64);
         kb.if_then(bad, |kb| kb.raise(status::BAD_LABEL));
         if classes == 0 {
-            return vec![];
+            return;
         }
         let zero = kb.int(0);
         let label = kb.b.ins().select(bad, zero, label);
         let base = kb.b.ins().imul_imm_s(n, classes as i64);
-        let max = fold(kb, classes, Fold::Max, &|kb, l, off| {
-            load_at(kb, l, 0, base, off)
-        });
-        let max_v = splat(kb, super::V, max);
-        let sum = fold(kb, classes, Fold::Sum, &|kb, l, off| {
-            let x = load_at(kb, l, 0, base, off);
+        let max = fold(kb, classes, Fold::Max, &|kb, l, at| at.load(kb, l, 0, base));
+        let max_v = splat(kb, V, max);
+        let sum = fold(kb, classes, Fold::Sum, &|kb, l, at| {
+            let x = at.load(kb, l, 0, base);
             let m = if l.vector { max_v } else { max };
             let d = kb.b.ins().fsub(x, m);
             kb.exp(l, d)
         });
-        let picked = load_at(kb, S, 0, base, label);
+        let i = kb.b.ins().iadd(base, label);
+        let picked = kb.load(types::F32, 0, i, 4);
         let gap = kb.b.ins().fsub(max, picked);
         let log_sum = kb.log(S, sum);
         let loss = kb.b.ins().fadd(gap, log_sum);
         kb.store(loss, 2, n, 4);
-        vec![]
     });
 }

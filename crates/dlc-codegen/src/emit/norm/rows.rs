@@ -1,0 +1,264 @@
+//! Loops and row walkers shared by the family's emitters.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{BlockArg, InstBuilder, Type, Value, types};
+
+use crate::emit::builder::KernelBuilder;
+use crate::emit::math::Lanes;
+
+/// f32x4 lanes.
+pub const V: Lanes = Lanes { vector: true };
+/// One f32.
+pub const S: Lanes = Lanes { vector: false };
+
+/// `for i in (lo..hi).step_by(step)` carrying values, like
+/// [`KernelBuilder::for_range`] but with the exit on the taken side of the
+/// header's branch. Cranelift 0.135 hoists loop invariants while walking the
+/// dominator tree with a stack of enclosing loops, and a loop's exit block
+/// visited before its body pops the loop off that stack: with the body on the
+/// not-taken side (as in `for_range`) nothing computed before a loop is hoisted
+/// out of it (a row's mean would be recomputed for every element).
+pub fn for_range(
+    kb: &mut KernelBuilder,
+    lo: Value,
+    hi: Value,
+    step: i64,
+    carried: &[Value],
+    body: impl FnOnce(&mut KernelBuilder, Value, &[Value]) -> Vec<Value>,
+) -> Vec<Value> {
+    let header = kb.b.create_block();
+    let body_block = kb.b.create_block();
+    let exit = kb.b.create_block();
+    kb.b.append_block_param(header, types::I64);
+    for &c in carried {
+        let ty = kb.b.func.dfg.value_type(c);
+        kb.b.append_block_param(header, ty);
+    }
+    let args: Vec<BlockArg> = std::iter::once(lo)
+        .chain(carried.iter().copied())
+        .map(BlockArg::Value)
+        .collect();
+    kb.b.ins().jump(header, &args);
+    kb.b.switch_to_block(header);
+    let params = kb.b.block_params(header).to_vec();
+    let i = params[0];
+    let done = kb.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, hi);
+    kb.b.ins().brif(done, exit, &[], body_block, &[]);
+    kb.b.switch_to_block(body_block);
+    kb.b.seal_block(body_block);
+    let next = body(kb, i, &params[1..]);
+    assert_eq!(
+        next.len(),
+        carried.len(),
+        "loop body must return every carried value"
+    );
+    let i_next = kb.b.ins().iadd_imm_s(i, step);
+    let args: Vec<BlockArg> = std::iter::once(i_next)
+        .chain(next)
+        .map(BlockArg::Value)
+        .collect();
+    kb.b.ins().jump(header, &args);
+    kb.b.seal_block(header);
+    kb.b.switch_to_block(exit);
+    kb.b.seal_block(exit);
+    params[1..].to_vec()
+}
+
+/// `for i in 0..n` carrying values (see [`for_range`]).
+pub fn for_n(
+    kb: &mut KernelBuilder,
+    n: usize,
+    carried: &[Value],
+    body: impl FnOnce(&mut KernelBuilder, Value, &[Value]) -> Vec<Value>,
+) -> Vec<Value> {
+    let (lo, hi) = (kb.int(0), kb.int(n as i64));
+    for_range(kb, lo, hi, 1, carried, body)
+}
+
+/// The kernel's share `start..end` of its parallel loop.
+pub fn for_parallel(kb: &mut KernelBuilder, body: impl FnOnce(&mut KernelBuilder, Value)) {
+    let (start, end) = (kb.start, kb.end);
+    for_range(kb, start, end, 1, &[], |kb, i, _| {
+        body(kb, i);
+        vec![]
+    });
+}
+
+/// The f32 type of the lanes.
+pub fn fty(l: Lanes) -> Type {
+    if l.vector { types::F32X4 } else { types::F32 }
+}
+
+/// A scalar as the lanes (splat to f32x4 for vectors).
+pub fn splat(kb: &mut KernelBuilder, l: Lanes, v: Value) -> Value {
+    if l.vector {
+        kb.b.ins().splat(types::F32X4, v)
+    } else {
+        v
+    }
+}
+
+/// A position in a row: element `idx + disp / 4`, the byte displacement `disp`
+/// folded into the access (one address computation per unrolled iteration).
+#[derive(Clone, Copy)]
+pub struct At {
+    /// The element index part (a loop variable, or 0).
+    pub idx: Value,
+    /// The constant part, in bytes.
+    pub disp: i32,
+}
+
+impl At {
+    /// Loads lanes of f32 at element `base + self` of argument `arg`.
+    pub fn load(self, kb: &mut KernelBuilder, l: Lanes, arg: usize, base: Value) -> Value {
+        let i = kb.b.ins().iadd(base, self.idx);
+        kb.load_at(fty(l), arg, i, 4, self.disp)
+    }
+
+    /// Loads lanes of f32 at element `self` of argument `arg` (a row-shaped operand).
+    pub fn load_row(self, kb: &mut KernelBuilder, l: Lanes, arg: usize) -> Value {
+        kb.load_at(fty(l), arg, self.idx, 4, self.disp)
+    }
+
+    /// Stores lanes of f32 at element `base + self` of argument `arg`.
+    pub fn store(self, kb: &mut KernelBuilder, v: Value, arg: usize, base: Value) {
+        let i = kb.b.ins().iadd(base, self.idx);
+        kb.store_at(v, arg, i, 4, self.disp);
+    }
+}
+
+/// A per-element body: `(builder, lanes, position in the row)`.
+pub type Body<'a> = &'a dyn Fn(&mut KernelBuilder, Lanes, At);
+
+/// Runs `body` over a row of `len` elements: f32x4 lanes at 0, 4, ..
+/// (`unroll` vectors per loop iteration, the leftover vectors unrolled), then
+/// scalars for the last `len % 4`.
+pub fn each(kb: &mut KernelBuilder, len: usize, unroll: usize, body: Body) {
+    let step = 4 * unroll;
+    let main = if len / step > 1 { len / step * step } else { 0 };
+    if main > 0 {
+        let (lo, hi) = (kb.int(0), kb.int(main as i64));
+        for_range(kb, lo, hi, step as i64, &[], |kb, i, _| {
+            for u in 0..unroll {
+                body(
+                    kb,
+                    V,
+                    At {
+                        idx: i,
+                        disp: 16 * u as i32,
+                    },
+                );
+            }
+            vec![]
+        });
+    }
+    let zero = kb.int(0);
+    let at = |r: usize| At {
+        idx: zero,
+        disp: 4 * r as i32,
+    };
+    let mut r = main;
+    while r + 4 <= len {
+        body(kb, V, at(r));
+        r += 4;
+    }
+    for r in r..len {
+        body(kb, S, at(r));
+    }
+}
+
+/// How [`fold`] accumulates values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fold {
+    /// The sum.
+    Sum,
+    /// The sum of squares (fused multiply-adds).
+    SumSquares,
+    /// The NaN-propagating maximum.
+    Max,
+}
+
+impl Fold {
+    fn identity(self) -> f32 {
+        match self {
+            Fold::Sum | Fold::SumSquares => 0.0,
+            Fold::Max => f32::NEG_INFINITY,
+        }
+    }
+
+    /// Adds one value to an accumulator.
+    fn accumulate(self, kb: &mut KernelBuilder, acc: Value, x: Value) -> Value {
+        match self {
+            Fold::Sum => kb.b.ins().fadd(acc, x),
+            Fold::SumSquares => kb.b.ins().fma(x, x, acc),
+            Fold::Max => kb.b.ins().fmax(acc, x),
+        }
+    }
+
+    /// Combines two accumulators.
+    fn combine(self, kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
+        match self {
+            Fold::Sum | Fold::SumSquares => kb.b.ins().fadd(a, b),
+            Fold::Max => kb.b.ins().fmax(a, b),
+        }
+    }
+}
+
+/// A per-element value of a fold: `(builder, lanes, position) -> lanes`.
+pub type Elem<'a> = &'a dyn Fn(&mut KernelBuilder, Lanes, At) -> Value;
+
+/// Folds `elem` over a row of `len` elements to a scalar: four f32x4
+/// accumulators in the loop (independent dependency chains), combined pairwise,
+/// then the four lanes pairwise, then the scalar tail in order.
+pub fn fold(kb: &mut KernelBuilder, len: usize, how: Fold, elem: Elem) -> Value {
+    const ACC: usize = 4;
+    let zero = kb.int(0);
+    let at = |r: usize| At {
+        idx: zero,
+        disp: 4 * r as i32,
+    };
+    let (mut total, r) = if len < 4 {
+        (kb.fconst(S, how.identity()), 0)
+    } else {
+        let init = kb.fconst(V, how.identity());
+        let mut acc = vec![init; ACC];
+        let step = 4 * ACC;
+        let main = len / step * step;
+        if main > 0 {
+            let (lo, hi) = (kb.int(0), kb.int(main as i64));
+            acc = for_range(kb, lo, hi, step as i64, &acc, |kb, i, acc| {
+                (0..ACC)
+                    .map(|u| {
+                        let x = elem(
+                            kb,
+                            V,
+                            At {
+                                idx: i,
+                                disp: 16 * u as i32,
+                            },
+                        );
+                        how.accumulate(kb, acc[u], x)
+                    })
+                    .collect()
+            });
+        }
+        let (mut r, mut u) = (main, 0);
+        while r + 4 <= len {
+            let x = elem(kb, V, at(r));
+            acc[u] = how.accumulate(kb, acc[u], x);
+            (r, u) = (r + 4, u + 1);
+        }
+        let a = how.combine(kb, acc[0], acc[1]);
+        let b = how.combine(kb, acc[2], acc[3]);
+        let v = how.combine(kb, a, b);
+        let l: Vec<Value> = (0..4).map(|i| kb.b.ins().extractlane(v, i as u8)).collect();
+        let a = how.combine(kb, l[0], l[1]);
+        let b = how.combine(kb, l[2], l[3]);
+        (how.combine(kb, a, b), r)
+    };
+    for r in r..len {
+        let x = elem(kb, S, at(r));
+        total = how.accumulate(kb, total, x);
+    }
+    total
+}
