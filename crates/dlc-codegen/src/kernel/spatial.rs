@@ -1,5 +1,67 @@
 //! Kernel IR of convolutions and pooling.
+//!
+//! Layouts are NCHW and every kernel is 2-D: a 1-D op has height 1 (input,
+//! output and kernel height 1, stride and dilation 1, no padding). Spatial
+//! attributes are `[height, width]` pairs.
+
+use dlc_ir::PoolKind;
+
+use super::Activation;
 
 /// A convolution, transposed convolution or pooling kernel.
 #[derive(Clone, Debug, PartialEq)]
-pub enum SpatialOp {}
+pub enum SpatialOp {
+    /// `out[n, o] = act(bias[o] + Σ w ⋆ x)`; inputs `x, w[, bias]`, output contiguous NCHW.
+    ///
+    /// Weights are OIHW `[c_out, c_in/groups, kh, kw]` for a convolution and IOHW
+    /// `[c_in, c_out/groups, kh, kw]` for a transposed convolution, which scatters
+    /// input `i` through tap `k` to output `i·stride + k·dilation − pad`.
+    Conv {
+        /// Batch size.
+        n: usize,
+        /// Input channels.
+        c_in: usize,
+        /// Output channels.
+        c_out: usize,
+        /// Channel groups (dividing both channel counts).
+        groups: usize,
+        /// Output channels computed together (dividing `c_out / groups`); the
+        /// parallel loop runs over the `n · c_out / oc_block` channel blocks.
+        oc_block: usize,
+        /// Input height and width.
+        input: [usize; 2],
+        /// Output height and width.
+        output: [usize; 2],
+        /// Kernel height and width.
+        kernel: [usize; 2],
+        /// Strides.
+        stride: [usize; 2],
+        /// Padding before the first row/column (transposed: rows/columns cropped).
+        pad: [usize; 2],
+        /// Distances between kernel taps.
+        dilation: [usize; 2],
+        /// A transposed convolution (IOHW weights).
+        transposed: bool,
+        /// Whether input 2 is a bias `[c_out]`.
+        bias: bool,
+        /// Activation applied at the store.
+        activation: Activation,
+    },
+    /// Max (padding never wins) or average pooling of `planes` (= N·C) planes; input `x`.
+    Pool {
+        /// Max, or average with its divisor rule.
+        kind: PoolKind,
+        /// Number of independent planes.
+        planes: usize,
+        /// Input height and width.
+        input: [usize; 2],
+        /// Output height and width.
+        output: [usize; 2],
+        /// Window height and width.
+        kernel: [usize; 2],
+        /// Strides.
+        stride: [usize; 2],
+        /// Padding before the first row/column.
+        pad: [usize; 2],
+    },
+}

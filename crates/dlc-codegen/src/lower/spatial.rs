@@ -1,11 +1,148 @@
-//! Lowering of the spatial op family (see `crate::kernel::spatial`).
+//! Lowering of convolutions, transposed convolutions and pooling to one
+//! [`SpatialOp`] kernel each (1-D ops become 2-D ops of height 1).
 
-use dlc_ir::NodeId;
+use dlc_ir::{NodeId, Op, ValueId};
 
 use super::Lower;
 use crate::CodegenError;
+use crate::kernel::{Activation, Kernel, KernelOp, SpatialOp};
 
 /// Lowers one node of the family.
 pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
-    Err(CodegenError::Unsupported(cx.g.node(id).op.name()))
+    let op = &cx.g.node(id).op;
+    let sp = cx.g.ty(ValueId::first(id)).rank() - 2;
+    if !(1..=2).contains(&sp) {
+        return Err(CodegenError::Unsupported(op.name()));
+    }
+    match op {
+        Op::Conv(a) => {
+            let attrs = (pair(&a.stride), pad(&a.padding), pair(&a.dilation));
+            conv(cx, id, attrs, a.groups, false)
+        }
+        Op::ConvTranspose(a) => {
+            let attrs = (pair(&a.stride), pad(&a.padding), pair(&a.dilation));
+            conv(cx, id, attrs, a.groups, true)
+        }
+        Op::Pool(p) => {
+            let x = cx.g.ty(cx.g.operands(id)[0]).clone();
+            let out = cx.g.ty(ValueId::first(id)).clone();
+            let planes = x.shape[0] * x.shape[1];
+            let (input, output) = (spatial(&x.shape), spatial(&out.shape));
+            let kernel = pair(&p.kernel);
+            let op = SpatialOp::Pool {
+                kind: p.kind,
+                planes,
+                input,
+                output,
+                kernel,
+                stride: pair(&p.stride),
+                pad: pad(&p.padding),
+            };
+            let window = kernel[0] * kernel[1];
+            push(cx, id, "pool", op, planes, (out.numel() * window) as f64);
+            Ok(())
+        }
+        other => Err(CodegenError::Internal(format!(
+            "{} reached the spatial lowering",
+            other.name()
+        ))),
+    }
+}
+
+/// A per-axis attribute as `[height, width]` (height 1 for 1-D ops).
+fn pair(v: &[usize]) -> [usize; 2] {
+    pair_or(v, 1)
+}
+
+/// A per-axis attribute as `[height, width]`, with `unit` as the height of 1-D ops.
+fn pair_or(v: &[usize], unit: usize) -> [usize; 2] {
+    match *v {
+        [w] => [unit, w],
+        [h, w] => [h, w],
+        _ => unreachable!("1-D or 2-D only"),
+    }
+}
+
+/// The padding before the first row and column (none above a 1-D op).
+fn pad(padding: &[(usize, usize)]) -> [usize; 2] {
+    pair_or(&padding.iter().map(|p| p.0).collect::<Vec<_>>(), 0)
+}
+
+/// The spatial extent `[height, width]` of an `[N, C, *spatial]` shape.
+fn spatial(shape: &[usize]) -> [usize; 2] {
+    pair(&shape[2..])
+}
+
+/// Output channels computed together: the largest divisor of the channels per
+/// group up to 6, so that `oc_block × row vectors` accumulators fit in registers.
+fn oc_block(per_group: usize) -> usize {
+    (1..=per_group.min(6))
+        .rev()
+        .find(|&b| per_group.is_multiple_of(b))
+        .unwrap_or(1)
+}
+
+type ConvAttrs = ([usize; 2], [usize; 2], [usize; 2]);
+
+fn conv(
+    cx: &mut Lower,
+    id: NodeId,
+    (stride, pad, dilation): ConvAttrs,
+    groups: usize,
+    transposed: bool,
+) -> Result<(), CodegenError> {
+    let ops = cx.g.operands(id);
+    let x = cx.g.ty(ops[0]).clone();
+    let w = cx.g.ty(ops[1]).clone();
+    let out = cx.g.ty(ValueId::first(id)).clone();
+    let (n, c_in, c_out) = (x.shape[0], x.shape[1], out.shape[1]);
+    let kernel = spatial(&w.shape);
+    let oc_block = oc_block(c_out / groups);
+    let op = SpatialOp::Conv {
+        n,
+        c_in,
+        c_out,
+        groups,
+        oc_block,
+        input: spatial(&x.shape),
+        output: spatial(&out.shape),
+        kernel,
+        stride,
+        pad,
+        dilation,
+        transposed,
+        bias: ops.len() == 3,
+        activation: Activation::Identity,
+    };
+    // Multiply-adds: every (output, tap) pair of a convolution, every (input, tap)
+    // pair of a transposed one (cropped taps included).
+    let macs = if transposed {
+        x.numel() * (c_out / groups)
+    } else {
+        out.numel() * (c_in / groups)
+    } * kernel[0]
+        * kernel[1];
+    let name = if transposed { "conv_transpose" } else { "conv" };
+    push(cx, id, name, op, n * c_out / oc_block, 2.0 * macs as f64);
+    Ok(())
+}
+
+/// Appends the kernel of node `id`, reading all its operands and writing its result.
+fn push(cx: &mut Lower, id: NodeId, name: &str, op: SpatialOp, parallel: usize, flops: f64) {
+    let operands = cx.g.operands(id);
+    let inputs = operands.iter().map(|&v| cx.buf(v)).collect();
+    let mut bytes: usize = operands.iter().map(|&v| cx.g.ty(v).size_bytes()).sum();
+    bytes += cx.g.ty(ValueId::first(id)).size_bytes();
+    let out = cx.result_buffer(ValueId::first(id));
+    cx.push_kernel(Kernel {
+        name: name.to_string(),
+        op: KernelOp::Spatial(op),
+        inputs,
+        outputs: vec![out],
+        parallel,
+        flops,
+        bytes: bytes as f64,
+        nodes: vec![id],
+        in_place: vec![],
+    });
 }

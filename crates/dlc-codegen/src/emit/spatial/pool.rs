@@ -1,0 +1,188 @@
+//! Max and average pooling: each parallel index owns one `[H, W]` plane; output
+//! rows are computed in runs of f32x4 vectors along the width (interior
+//! columns) and single columns at the borders.
+//!
+//! Max pooling starts from −∞ and skips padding, so padding never wins (NaN
+//! propagates, as `fmax` does). Average pooling sums the in-bounds elements in
+//! window order and divides by the window size (`count_include_pad`) or by the
+//! number of in-bounds elements.
+
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+use dlc_ir::PoolKind;
+
+use super::{
+    Columns, Dim, Phase, TapRange, barrier, dims, for_taps, in_bounds, load_x4, tap_range,
+};
+use crate::emit::builder::KernelBuilder;
+use crate::emit::math::Lanes;
+use crate::kernel::SpatialOp;
+
+/// f32x4 vectors per block of output columns.
+const WIDE: usize = 4;
+
+/// Most window rows unrolled.
+const MAX_UNROLLED_ROWS: usize = 8;
+
+struct Pool {
+    kind: PoolKind,
+    h: Dim,
+    w: Dim,
+}
+
+/// Per-output-row values.
+struct Row {
+    taps: TapRange,
+    /// Input index of window row 0.
+    x: Value,
+    out: Value,
+}
+
+/// Emits a pooling kernel; the parallel loop runs over the planes.
+pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
+    let SpatialOp::Pool {
+        kind,
+        input,
+        output,
+        kernel,
+        stride,
+        pad,
+        ..
+    } = *op
+    else {
+        unreachable!("pool::emit takes a pooling")
+    };
+    let [h, w] = dims(input, output, kernel, stride, pad, [1, 1]);
+    let pool = Pool { kind, h, w };
+    let rp = &h.phases(false)[0];
+    let cp = &w.phases(false)[0];
+    let (start, end) = (kb.start, kb.end);
+    kb.for_range(start, end, 1, &[], |kb, p, _| {
+        let x_plane = kb.affine(p, h.input * w.input, 0);
+        let out_plane = kb.affine(p, h.output * w.output, 0);
+        kb.for_n(h.output, &[], |kb, qy, _| {
+            let taps = tap_range(kb, rp, h.input, qy);
+            let iy0 = kb.affine(qy, h.stride, 0);
+            let iy0 = kb.b.ins().iadd_imm_s(iy0, -(h.pad as i64));
+            let x = kb.add_scaled(x_plane, iy0, w.input);
+            let out = kb.add_scaled(out_plane, qy, w.output);
+            let row = Row { taps, x, out };
+            Columns::new(cp, w.input, WIDE).emit(
+                kb,
+                WIDE,
+                |kb, q, n| pool.vectors(kb, &row, cp, q, n),
+                |kb, q| pool.scalar(kb, &row, cp, q),
+            );
+            vec![]
+        });
+        vec![]
+    });
+}
+
+impl Pool {
+    fn identity(&self) -> f32 {
+        match self.kind {
+            PoolKind::Max => f32::NEG_INFINITY,
+            PoolKind::Avg { .. } => 0.0,
+        }
+    }
+
+    fn combine(&self, kb: &mut KernelBuilder, acc: Value, x: Value) -> Value {
+        match self.kind {
+            PoolKind::Max => kb.b.ins().fmax(acc, x),
+            PoolKind::Avg { .. } => kb.b.ins().fadd(acc, x),
+        }
+    }
+
+    /// The number of valid window rows of a row.
+    fn rows(&self, kb: &mut KernelBuilder, taps: TapRange) -> Value {
+        match taps {
+            TapRange::Const(lo, hi) => kb.int((hi - lo) as i64),
+            TapRange::Dynamic(lo, hi) => kb.b.ins().isub(hi, lo),
+        }
+    }
+
+    /// Divides a sum by its divisor (`cols` in-bounds columns per window row,
+    /// an i64) and stores it; stores a maximum as it is.
+    fn finish(&self, kb: &mut KernelBuilder, l: Lanes, row: &Row, v: Value, cols: Value) -> Value {
+        let PoolKind::Avg { count_include_pad } = self.kind else {
+            return v;
+        };
+        let n = if count_include_pad {
+            kb.int((self.h.kernel * self.w.kernel) as i64)
+        } else {
+            let rows = self.rows(kb, row.taps);
+            let n = kb.b.ins().imul(rows, cols);
+            let one = kb.int(1);
+            kb.b.ins().smax(n, one)
+        };
+        let n = kb.b.ins().fcvt_from_sint(types::F32, n);
+        let n = if l.vector {
+            kb.b.ins().splat(types::F32X4, n)
+        } else {
+            n
+        };
+        kb.b.ins().fdiv(v, n)
+    }
+
+    /// `n` f32x4 vectors of outputs from interior column `q`.
+    fn vectors(&self, kb: &mut KernelBuilder, row: &Row, cp: &Phase, q: Value, n: usize) {
+        let is = cp.in_step;
+        let init = vec![kb.fconst(Lanes { vector: true }, self.identity()); n];
+        let xq = kb.b.ins().imul_imm_s(q, is as i64);
+        let xq = kb.b.ins().iadd(row.x, xq);
+        let acc = for_taps(kb, row.taps, MAX_UNROLLED_ROWS, &init, |kb, j, acc| {
+            let xj = kb.add_scaled(xq, j, self.w.input);
+            let mut acc = acc.to_vec();
+            for &(_, off) in &cp.taps {
+                for (v, a) in acc.iter_mut().enumerate() {
+                    let i = kb.b.ins().iadd_imm_s(xj, off as i64 + (4 * v * is) as i64);
+                    let x = load_x4(kb, 0, i, is);
+                    *a = self.combine(kb, *a, x);
+                }
+                acc = barrier(kb, &acc);
+            }
+            acc
+        });
+        let cols = kb.int(self.w.kernel as i64);
+        for (v, &a) in acc.iter().enumerate() {
+            let r = self.finish(kb, Lanes { vector: true }, row, a, cols);
+            let idx = kb.b.ins().iadd(row.out, q);
+            let idx = kb.b.ins().iadd_imm_s(idx, 4 * v as i64);
+            kb.store(r, 1, idx, 4);
+        }
+    }
+
+    /// Output column `q`, testing each window column.
+    fn scalar(&self, kb: &mut KernelBuilder, row: &Row, cp: &Phase, q: Value) {
+        let qx = kb.affine(q, cp.in_step, 0);
+        let bounds: Vec<(Value, Value)> = cp
+            .taps
+            .iter()
+            .map(|&(_, off)| {
+                let pos = kb.b.ins().iadd_imm_s(qx, off as i64);
+                in_bounds(kb, pos, self.w.input)
+            })
+            .collect();
+        let init = kb.fconst(Lanes { vector: false }, self.identity());
+        let acc = for_taps(kb, row.taps, MAX_UNROLLED_ROWS, &[init], |kb, j, acc| {
+            let xj = kb.add_scaled(row.x, j, self.w.input);
+            let mut a = acc[0];
+            for &(ok, safe) in &bounds {
+                let i = kb.b.ins().iadd(xj, safe);
+                let x = kb.load(types::F32, 0, i, 4);
+                let c = self.combine(kb, a, x);
+                a = kb.b.ins().select(ok, c, a);
+                a = barrier(kb, &[a])[0];
+            }
+            vec![a]
+        });
+        let mut cols = kb.int(0);
+        for &(ok, _) in &bounds {
+            let ok = kb.b.ins().uextend(types::I64, ok);
+            cols = kb.b.ins().iadd(cols, ok);
+        }
+        let r = self.finish(kb, Lanes { vector: false }, row, acc[0], cols);
+        let idx = kb.b.ins().iadd(row.out, q);
+        kb.store(r, 1, idx, 4);
+    }
+}
