@@ -181,6 +181,17 @@ fn fmax(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
     kb.b.ins().fmax(a, b)
 }
 
+/// `acc + a·b` as a multiply and an add, for loop-carried accumulators.
+///
+/// Cranelift's x64 `fma` always overwrites a multiplicand (`vfmadd132/213`,
+/// never the accumulating `vfmadd231`), so an accumulator carried around a loop
+/// costs a copy before and a move after every `fma`; with AVX's three-operand
+/// `vmulps`/`vaddps` the sum stays in the accumulator's register.
+fn mul_add(kb: &mut KernelBuilder, a: Value, b: Value, acc: Value) -> Value {
+    let p = kb.b.ins().fmul(a, b);
+    kb.b.ins().fadd(acc, p)
+}
+
 /// A vector from four scalars.
 fn gather4(kb: &mut KernelBuilder, s: &[Value]) -> Value {
     let mut v = kb.b.ins().splat(types::F32X4, s[0]);
@@ -205,7 +216,7 @@ fn dot4(kb: &mut KernelBuilder, x: Row, rows: &[Row], len: usize) -> Vec<Value> 
             .zip(acc)
             .map(|(r, &a)| {
                 let w = r.load(kb, V, k);
-                kb.b.ins().fma(w, xv, a)
+                mul_add(kb, w, xv, a)
             })
             .collect()
     });
@@ -223,7 +234,7 @@ fn dot4(kb: &mut KernelBuilder, x: Row, rows: &[Row], len: usize) -> Vec<Value> 
                 .zip(acc)
                 .map(|(r, &a)| {
                     let w = r.load(kb, S, k);
-                    kb.b.ins().fma(w, xs, a)
+                    mul_add(kb, w, xs, a)
                 })
                 .collect()
         });
@@ -242,7 +253,7 @@ fn dot1(kb: &mut KernelBuilder, x: Row, row: Row, len: usize) -> Value {
         let k = kb.b.ins().imul_imm_s(kk, 4);
         let xv = x.load(kb, V, k);
         let w = row.load(kb, V, k);
-        vec![kb.b.ins().fma(w, xv, acc[0])]
+        vec![mul_add(kb, w, xv, acc[0])]
     });
     let sum = horizontal(kb, acc[0], fadd);
     let vec_len = len / 4 * 4;
@@ -253,6 +264,6 @@ fn dot1(kb: &mut KernelBuilder, x: Row, row: Row, len: usize) -> Value {
     kb.for_range(lo, hi, 1, &[sum], |kb, k, acc| {
         let xs = x.load(kb, S, k);
         let w = row.load(kb, S, k);
-        vec![kb.b.ins().fma(w, xs, acc[0])]
+        vec![mul_add(kb, w, xs, acc[0])]
     })[0]
 }

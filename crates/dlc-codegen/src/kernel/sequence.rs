@@ -17,7 +17,8 @@ pub enum SequenceOp {
     /// Inputs: `gx [T, B, G*H]` (`x W_ihᵀ + b_ih`, gate blocks in PyTorch order),
     /// `h0 [B, H]`, (`c0 [B, H]`,) `w_hh [G*H, H]`, `b_hh [G*H]`.
     /// Outputs, sequence form: `y [T, B, H]`, `h_n`, (`c_n`); the state lives in
-    /// `h_n`/`c_n` between steps. Cell form (`T = 1`): `h1`, (`c1`).
+    /// `h_n`/`c_n` between steps. Cell form (`T = 1`): `h1`, (`c1`). Last, a
+    /// scratch `[B, G*H]` for one step's `h W_hhᵀ + b_hh`.
     Recurrent {
         /// Which cell.
         cell: CellKind,
@@ -34,8 +35,9 @@ pub enum SequenceOp {
     ///
     /// Inputs: `gx1, gx2 [Hg, Wg, B, 4H]` (`x · w_d[..F] + b_d`), `w1, w2 [F+2H, 4H]`.
     /// Outputs: `y [Hg, Wg, B, 2H]`, `h_vert, m_vert [Wg, B, H]`, `h_hor, m_hor
-    /// [Hg, B, H]`. While the grid is swept, the direction-1 state of column `j`
-    /// lives in `h_vert[j]`/`m_vert[j]` and the direction-2 state of row `i` in
+    /// [Hg, B, H]`, and a scratch `[B, 2, 4H]` for one cell's gates. While the
+    /// grid is swept, the direction-1 state of column `j` lives in
+    /// `h_vert[j]`/`m_vert[j]` and the direction-2 state of row `i` in
     /// `h_hor[i]`/`m_hor[i]`.
     GridLstm {
         /// Grid rows `Hg`.

@@ -110,7 +110,8 @@ fn recurrent(
     let mut inputs = vec![gx];
     inputs.extend(ops[1..1 + states].iter().map(|&v| cx.buf(v)));
     inputs.extend([w_hh, b_hh]);
-    let outputs = results(cx, id, sequence as usize + states);
+    let mut outputs = results(cx, id, sequence as usize + states);
+    outputs.push(scratch(cx, id, batch * gh, "gh"));
     let op = SequenceOp::Recurrent {
         cell,
         sequence,
@@ -160,7 +161,8 @@ fn grid_lstm(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         weights.push(w);
     }
     inputs.extend(weights);
-    let outputs = results(cx, id, 5);
+    let mut outputs = results(cx, id, 5);
+    outputs.push(scratch(cx, id, batch * 2 * g4, "gates"));
     let op = SequenceOp::GridLstm {
         rows,
         cols,

@@ -7,7 +7,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Row, S, V, dot1, dot4, fadd, fill_row, fmax, for_lanes, horizontal};
+use super::{Row, S, V, dot1, dot4, fadd, fill_row, fmax, for_lanes, horizontal, mul_add};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 use crate::emit::matmul::batch_offset;
@@ -220,7 +220,7 @@ fn accumulate(kb: &mut KernelBuilder, a: &Attn, o_row: Row, jb: Value, cnt: Valu
                     .map(|r| {
                         let idx = kb.b.ins().iadd_imm_s(v_row, 4 * r as i64);
                         let x = kb.load(super::ty(l), VAL, idx, 4);
-                        kb.b.ins().fma(p, x, acc[r])
+                        mul_add(kb, p, x, acc[r])
                     })
                     .collect()
             });

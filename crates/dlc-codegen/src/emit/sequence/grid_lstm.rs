@@ -1,11 +1,13 @@
-//! The grid-LSTM sweep: per batch row, cells in row-major order; per cell and
-//! block of four hidden units, both directions' gates (`gx_d` plus the state
-//! rows of `w_d`, contiguous in the unit index, so f32x4 over units with the
-//! state element broadcast) and the LSTM update.
+//! The grid-LSTM sweep: per batch row, cells in row-major order. Each cell
+//! makes two passes over the hidden units: both directions' gate
+//! pre-activations (`gx_d` plus the state rows of `w_d`, contiguous in the unit
+//! index, so f32x4 over units with the state element broadcast) into a per-row
+//! scratch, then the LSTM updates (kept apart so the math's vector constants
+//! do not crowd the accumulators out of registers).
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Row, copy_row, fill_row, for_lanes};
+use super::{Row, copy_row, fill_row, for_lanes, mul_add};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 
@@ -17,6 +19,7 @@ const H_VERT: usize = 5;
 const M_VERT: usize = 6;
 const H_HOR: usize = 7;
 const M_HOR: usize = 8;
+const GATES: usize = 9;
 
 /// Emits the kernel for `[rows, cols, batch, features, hidden]`.
 pub(super) fn emit(kb: &mut KernelBuilder, [rows, cols, batch, features, hidden]: [usize; 5]) {
@@ -48,7 +51,8 @@ pub(super) fn emit(kb: &mut KernelBuilder, [rows, cols, batch, features, hidden]
                 let c = state_row(kb, ij, b); // (ij*B + b)*H
                 let gx = kb.b.ins().imul_imm_s(c, 4);
                 let y = Row::new(Y, kb.b.ins().imul_imm_s(c, 2));
-                cell(kb, features, h, gx, y, dir1, dir2);
+                let gates = Row::new(GATES, kb.b.ins().imul_imm_s(b, 8 * h as i64));
+                cell(kb, features, h, gx, gates, y, [dir1, dir2]);
                 copy_row(kb, y, dir1[0], h);
                 let y2 = y.offset(kb, h);
                 copy_row(kb, y2, dir2[0], h);
@@ -66,14 +70,14 @@ fn cell(
     features: usize,
     h: usize,
     gx: Value,
+    gates: Row,
     y: Row,
-    dir1: [Row; 2],
-    dir2: [Row; 2],
+    dirs: [[Row; 2]; 2],
 ) {
     let g4 = 4 * h;
+    // Pass 1: gates[d, g, u] = gx_d + z · w_d for both directions.
     for_lanes(kb, h, |kb, l, u| {
         let ty = super::ty(l);
-        // Accumulators per (direction, gate), starting from x · w_d + b_d.
         let mut acc = Vec::with_capacity(8);
         for d in 0..2 {
             for g in 0..4 {
@@ -82,7 +86,7 @@ fn cell(
             }
         }
         // z = [x, h1, h2]: state rows F.. (h1 from above) and F+H.. (h2 from the left).
-        for (src, first) in [(dir1[0], features), (dir2[0], features + h)] {
+        for (src, first) in [(dirs[0][0], features), (dirs[1][0], features + h)] {
             let base = kb.b.ins().iadd_imm_s(u, (first * g4) as i64);
             acc = kb.for_n(h, &acc, |kb, k, acc| {
                 let s = src.load(kb, super::S, k);
@@ -97,13 +101,22 @@ fn cell(
                     .map(|dg| {
                         let idx = kb.b.ins().iadd_imm_s(row, ((dg % 4) * h) as i64);
                         let w = kb.load(ty, W + dg / 4, idx, 4);
-                        kb.b.ins().fma(s, w, acc[dg])
+                        mul_add(kb, s, w, acc[dg])
                     })
                     .collect()
             });
         }
-        for (d, state) in [dir1, dir2].into_iter().enumerate() {
-            let (h_new, m_new) = lstm_update(kb, l, &acc[4 * d..4 * d + 4], state[1], u);
+        for (dg, &a) in acc.iter().enumerate() {
+            gates.offset(kb, dg * h).store(kb, u, a);
+        }
+    });
+    // Pass 2: the LSTM updates.
+    for_lanes(kb, h, |kb, l, u| {
+        for (d, state) in dirs.into_iter().enumerate() {
+            let pre: Vec<Value> = (0..4)
+                .map(|g| gates.offset(kb, (4 * d + g) * h).load(kb, l, u))
+                .collect();
+            let (h_new, m_new) = lstm_update(kb, l, &pre, state[1], u);
             state[1].store(kb, u, m_new);
             let out = y.offset(kb, d * h);
             out.store(kb, u, h_new);

@@ -1,7 +1,10 @@
-//! The rnn/lstm/gru recurrence: per batch row, a loop over time steps; per step
-//! and block of four hidden units, the recurrent dot products `h · W_hh[row]`
-//! (two gates' rows at a time) and the fused gate math, writing only the new
-//! state (and `y`).
+//! The rnn/lstm/gru recurrence: per batch row, a loop over time steps. Each
+//! step makes two passes over the hidden units: the recurrent dot products
+//! `gh = h · W_hh[row] + b_hh` (four units of two gates at a time) into a small
+//! per-row scratch, then the fused gate math writing the new state (and `y`).
+//! Keeping the math (and its many vector constants, which Cranelift hoists to
+//! the enclosing loop) out of the dot-product loop nest keeps the accumulators
+//! in registers.
 
 use cranelift_codegen::ir::{InstBuilder, Value};
 use dlc_ir::CellKind;
@@ -23,6 +26,8 @@ pub(super) struct Shape {
 struct Step {
     /// This step's input projections `gx[t, b, ..]`.
     gx: Row,
+    /// Scratch for this row's `gh` (`G*H` elements).
+    gh: Row,
     /// The previous hidden state (read only).
     h: Row,
     /// The previous cell state (LSTM).
@@ -38,13 +43,17 @@ pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize) {
     let lstm = s.cell.has_cell_state();
     let (h, gh) = (s.hidden, s.cell.gates() * s.hidden);
     let weights = 2 + lstm as usize;
+    // The scratch is the last output: y?, h_n, c_n?, gh.
+    let scratch = n_in + s.sequence as usize + 1 + lstm as usize;
     let (start, end) = (kb.start, kb.end);
     kb.for_range(start, end, 1, &[], |kb, b, _| {
         let row = kb.b.ins().imul_imm_s(b, h as i64);
+        let gh_row = Row::new(scratch, kb.b.ins().imul_imm_s(b, gh as i64));
         if !s.sequence {
             let gx = kb.b.ins().imul_imm_s(b, gh as i64);
             let st = Step {
                 gx: Row::new(0, gx),
+                gh: gh_row,
                 h: Row::new(1, row),
                 c: lstm.then(|| Row::new(2, row)),
                 h_out: Row::new(n_in, row),
@@ -68,6 +77,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize) {
             let y = Row::new(n_in, y_row);
             let st = Step {
                 gx: Row::new(0, gx),
+                gh: gh_row,
                 h: h_n,
                 c: c_n,
                 h_out: y,
@@ -85,34 +95,43 @@ pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize) {
 fn step(kb: &mut KernelBuilder, s: &Shape, st: &Step, w: usize) {
     let (h, gates) = (s.hidden, s.cell.gates());
     let zero = kb.int(0);
+    // Pass 1: gh = h · W_hhᵀ + b_hh, two gates at a time, each pair stored before
+    // the next is computed (so its accumulators are dead by then).
+    let bias = Row::new(w + 1, zero);
     for_lanes(kb, h, |kb, l, j| {
         // Row `gate*H + j` of w_hh starts at element (gate*H + j)*H.
         let jh = kb.b.ins().imul_imm_s(j, h as i64);
         let w_row = Row::new(w, jh);
-        let dots = if l.vector {
-            let rows: Vec<Row> = (0..gates)
-                .flat_map(|g| (0..4).map(move |r| (g * h + r) * h))
-                .map(|off| w_row.offset(kb, off))
-                .collect();
-            rows.chunks(8)
-                .flat_map(|group| dot4(kb, st.h, group, h))
-                .collect::<Vec<_>>()
-        } else {
-            (0..gates)
-                .map(|g| {
-                    let r = w_row.offset(kb, g * h * h);
-                    dot1(kb, st.h, r, h)
-                })
-                .collect()
-        };
-        // gx and gh = h·W_hhᵀ + b_hh per gate block.
-        let bias = Row::new(w + 1, zero);
+        for pair in (0..gates).collect::<Vec<_>>().chunks(2) {
+            let dots = if l.vector {
+                let rows: Vec<Row> = pair
+                    .iter()
+                    .flat_map(|&g| (0..4).map(move |r| (g * h + r) * h))
+                    .map(|off| w_row.offset(kb, off))
+                    .collect();
+                dot4(kb, st.h, &rows, h)
+            } else {
+                pair.iter()
+                    .map(|&g| {
+                        let r = w_row.offset(kb, g * h * h);
+                        dot1(kb, st.h, r, h)
+                    })
+                    .collect()
+            };
+            for (&g, &d) in pair.iter().zip(&dots) {
+                let bg = bias.offset(kb, g * h).load(kb, l, j);
+                let v = kb.b.ins().fadd(d, bg);
+                st.gh.offset(kb, g * h).store(kb, j, v);
+            }
+        }
+    });
+    // Pass 2: the gate math.
+    for_lanes(kb, h, |kb, l, j| {
         let mut gx = Vec::with_capacity(gates);
         let mut gh = Vec::with_capacity(gates);
-        for (g, &d) in dots.iter().enumerate() {
-            let bg = bias.offset(kb, g * h).load(kb, l, j);
-            gh.push(kb.b.ins().fadd(d, bg));
+        for g in 0..gates {
             gx.push(st.gx.offset(kb, g * h).load(kb, l, j));
+            gh.push(st.gh.offset(kb, g * h).load(kb, l, j));
         }
         let (h_new, c_new) = cell_math(kb, l, s.cell, &gx, &gh, st, j);
         st.h_out.store(kb, j, h_new);
