@@ -211,54 +211,87 @@ pub type Elem<'a> = &'a dyn Fn(&mut KernelBuilder, Lanes, At) -> Value;
 /// accumulators in the loop (independent dependency chains), combined pairwise,
 /// then the four lanes pairwise, then the scalar tail in order.
 pub fn fold(kb: &mut KernelBuilder, len: usize, how: Fold, elem: Elem) -> Value {
+    fold_with(kb, len, how, elem, &|_, _, _| {})
+}
+
+/// [`fold`], also running `side` at every position (after `elem`), so that one
+/// loop can fold one row while it writes another.
+pub fn fold_with(kb: &mut KernelBuilder, len: usize, how: Fold, elem: Elem, side: Body) -> Value {
+    fold_many(kb, len, &[(how, elem)], side)[0]
+}
+
+/// Several folds over a row in one loop, running `side` at every position after
+/// the folds' `elem`s. Each fold's value is exactly what [`fold`] computes.
+pub fn fold_many(
+    kb: &mut KernelBuilder,
+    len: usize,
+    folds: &[(Fold, Elem)],
+    side: Body,
+) -> Vec<Value> {
     const ACC: usize = 4;
     let zero = kb.int(0);
     let at = |r: usize| At {
         idx: zero,
         disp: 4 * r as i32,
     };
-    let (mut total, r) = if len < 4 {
-        (kb.fconst(S, how.identity()), 0)
+    // Accumulates every fold's value at one position into `acc[j]`.
+    let visit = |kb: &mut KernelBuilder, l: Lanes, at: At, acc: &mut [Value]| {
+        let xs: Vec<Value> = folds.iter().map(|(_, elem)| elem(kb, l, at)).collect();
+        side(kb, l, at);
+        for ((a, x), (how, _)) in acc.iter_mut().zip(xs).zip(folds) {
+            *a = how.accumulate(kb, *a, x);
+        }
+    };
+    let nf = folds.len();
+    let (mut totals, r) = if len < 4 {
+        let ids = folds.iter().map(|(how, _)| kb.fconst(S, how.identity()));
+        (ids.collect::<Vec<_>>(), 0)
     } else {
-        let init = kb.fconst(V, how.identity());
-        let mut acc = vec![init; ACC];
+        // Accumulator `u` of fold `j` is `acc[u * nf + j]`.
+        let mut acc: Vec<Value> = (0..ACC)
+            .flat_map(|_| folds.iter().map(|(how, _)| how.identity()))
+            .collect::<Vec<f32>>()
+            .into_iter()
+            .map(|v| kb.fconst(V, v))
+            .collect();
         let step = 4 * ACC;
         let main = len / step * step;
         if main > 0 {
             let (lo, hi) = (kb.int(0), kb.int(main as i64));
             acc = for_range(kb, lo, hi, step as i64, &acc, |kb, i, acc| {
-                (0..ACC)
-                    .map(|u| {
-                        let x = elem(
-                            kb,
-                            V,
-                            At {
-                                idx: i,
-                                disp: 16 * u as i32,
-                            },
-                        );
-                        how.accumulate(kb, acc[u], x)
-                    })
-                    .collect()
+                let mut acc = acc.to_vec();
+                for u in 0..ACC {
+                    let at = At {
+                        idx: i,
+                        disp: 16 * u as i32,
+                    };
+                    visit(kb, V, at, &mut acc[u * nf..(u + 1) * nf]);
+                }
+                acc
             });
         }
         let (mut r, mut u) = (main, 0);
         while r + 4 <= len {
-            let x = elem(kb, V, at(r));
-            acc[u] = how.accumulate(kb, acc[u], x);
+            visit(kb, V, at(r), &mut acc[u * nf..(u + 1) * nf]);
             (r, u) = (r + 4, u + 1);
         }
-        let a = how.combine(kb, acc[0], acc[1]);
-        let b = how.combine(kb, acc[2], acc[3]);
-        let v = how.combine(kb, a, b);
-        let l: Vec<Value> = (0..4).map(|i| kb.b.ins().extractlane(v, i as u8)).collect();
-        let a = how.combine(kb, l[0], l[1]);
-        let b = how.combine(kb, l[2], l[3]);
-        (how.combine(kb, a, b), r)
+        let totals = folds
+            .iter()
+            .enumerate()
+            .map(|(j, (how, _))| {
+                let a = how.combine(kb, acc[j], acc[nf + j]);
+                let b = how.combine(kb, acc[2 * nf + j], acc[3 * nf + j]);
+                let v = how.combine(kb, a, b);
+                let l: Vec<Value> = (0..4).map(|i| kb.b.ins().extractlane(v, i as u8)).collect();
+                let a = how.combine(kb, l[0], l[1]);
+                let b = how.combine(kb, l[2], l[3]);
+                how.combine(kb, a, b)
+            })
+            .collect();
+        (totals, r)
     };
     for r in r..len {
-        let x = elem(kb, S, at(r));
-        total = how.accumulate(kb, total, x);
+        visit(kb, S, at(r), &mut totals);
     }
-    total
+    totals
 }

@@ -24,19 +24,52 @@ pub fn inv_std(kb: &mut KernelBuilder, l: Lanes, var: Value, eps: f32) -> Value 
     kb.b.ins().fdiv(one, root)
 }
 
+/// The sum of `len` contiguous f32 elements of argument `arg` from `base`.
+pub fn row_sum(kb: &mut KernelBuilder, arg: usize, base: Value, len: usize) -> Value {
+    fold(kb, len, Fold::Sum, &|kb, l, at| at.load(kb, l, arg, base))
+}
+
 /// Mean and sum of squared deviations `(mean, m2)` of `len` contiguous f32
 /// elements of argument `arg` from `base`, in two passes.
 fn chunk_stats(kb: &mut KernelBuilder, arg: usize, base: Value, len: usize) -> (Value, Value) {
-    let sum = fold(kb, len, Fold::Sum, &|kb, l, at| at.load(kb, l, arg, base));
+    let sum = row_sum(kb, arg, base, len);
+    chunk_stats_from_sum(kb, arg, base, len, sum)
+}
+
+/// [`chunk_stats`] when the first pass (the sum) is done.
+fn chunk_stats_from_sum(
+    kb: &mut KernelBuilder,
+    arg: usize,
+    base: Value,
+    len: usize,
+    sum: Value,
+) -> (Value, Value) {
+    let mean = mean_of(kb, sum, len);
+    let m2 = fold(kb, len, Fold::SumSquares, &|kb, l, at| {
+        deviation(kb, l, at, arg, base, mean)
+    });
+    (mean.0, m2)
+}
+
+/// The mean of `len` elements from their sum, as a scalar and its splat.
+pub fn mean_of(kb: &mut KernelBuilder, sum: Value, len: usize) -> (Value, Value) {
     let n = kb.fconst(S, len as f32);
     let mean = kb.b.ins().fdiv(sum, n);
-    let mean_v = kb.b.ins().splat(types::F32X4, mean);
-    let m2 = fold(kb, len, Fold::SumSquares, &|kb, l, at| {
-        let x = at.load(kb, l, arg, base);
-        let m = if l.vector { mean_v } else { mean };
-        kb.b.ins().fsub(x, m)
-    });
-    (mean, m2)
+    (mean, splat(kb, V, mean))
+}
+
+/// `x - mean` at a position of the row at `base` of argument `arg` (the
+/// element of the second pass, whose sum of squares is `m2`).
+pub fn deviation(
+    kb: &mut KernelBuilder,
+    l: Lanes,
+    at: At,
+    arg: usize,
+    base: Value,
+    (mean, mean_v): (Value, Value),
+) -> Value {
+    let x = at.load(kb, l, arg, base);
+    kb.b.ins().fsub(x, if l.vector { mean_v } else { mean })
 }
 
 /// Chan et al.'s combination of the statistics `a` of the first `n_a` elements
@@ -161,27 +194,73 @@ impl Affine {
     }
 }
 
-/// `y[base + i] = ((x[base + i] - mean) · inv) · gamma + beta` over a row of
-/// `len` (the interpreter's operation order), with `io = (x argument, y argument)`.
+/// The normalisation `y = (x - mean) · (inv · gamma) + beta` of one row,
+/// element by element (one rounding fewer than the interpreter's
+/// `((x - mean) · inv) · gamma + beta`).
+pub struct Normaliser {
+    /// `(x argument, y argument)`.
+    io: (usize, usize),
+    /// Element offset of the row.
+    base: Value,
+    mean: Affine,
+    /// `inv · gamma` when gamma is per row, else `inv`.
+    scale: Affine,
+    /// Gamma when it varies along the row.
+    gamma: Option<usize>,
+    beta: Affine,
+}
+
+impl Normaliser {
+    /// Normalises the row at `base` of argument `io.0` into argument `io.1`.
+    pub fn new(
+        kb: &mut KernelBuilder,
+        io: (usize, usize),
+        base: Value,
+        (mean, inv): (Value, Value),
+        (gamma, beta): (Affine, Affine),
+    ) -> Normaliser {
+        let (scale, gamma) = match gamma {
+            Affine::Scalar(g, _) => {
+                let s = kb.b.ins().fmul(inv, g);
+                (Affine::scalar(kb, s), None)
+            }
+            Affine::Row(arg) => (Affine::scalar(kb, inv), Some(arg)),
+        };
+        Normaliser {
+            io,
+            base,
+            mean: Affine::scalar(kb, mean),
+            scale,
+            gamma,
+            beta,
+        }
+    }
+
+    /// Writes the lanes at `at`.
+    pub fn apply(&self, kb: &mut KernelBuilder, l: Lanes, at: At) {
+        let x = at.load(kb, l, self.io.0, self.base);
+        let m = self.mean.get(kb, l, at);
+        let d = kb.b.ins().fsub(x, m);
+        let mut s = self.scale.get(kb, l, at);
+        if let Some(arg) = self.gamma {
+            let g = at.load_row(kb, l, arg);
+            s = kb.b.ins().fmul(s, g);
+        }
+        let b = self.beta.get(kb, l, at);
+        let y = kb.b.ins().fma(d, s, b);
+        at.store(kb, y, self.io.1, self.base);
+    }
+}
+
+/// Normalises a row of `len` elements (see [`Normaliser`]).
 pub fn normalise(
     kb: &mut KernelBuilder,
     io: (usize, usize),
     base: Value,
     len: usize,
-    (mean, inv): (Value, Value),
-    (gamma, beta): (Affine, Affine),
+    stats: (Value, Value),
+    affine: (Affine, Affine),
 ) {
-    let (mean, inv) = (Affine::scalar(kb, mean), Affine::scalar(kb, inv));
-    each(kb, len, 4, &|kb, l, at| {
-        let x = at.load(kb, l, io.0, base);
-        let m = mean.get(kb, l, at);
-        let d = kb.b.ins().fsub(x, m);
-        let s = inv.get(kb, l, at);
-        let t = kb.b.ins().fmul(d, s);
-        let g = gamma.get(kb, l, at);
-        let t = kb.b.ins().fmul(t, g);
-        let b = beta.get(kb, l, at);
-        let y = kb.b.ins().fadd(t, b);
-        at.store(kb, y, io.1, base);
-    });
+    let n = Normaliser::new(kb, io, base, stats, affine);
+    each(kb, len, 4, &|kb, l, at| n.apply(kb, l, at));
 }
