@@ -221,9 +221,9 @@ fn reference_files() {
 }
 
 /// Machine-code size per kernel and the best build + compile time of `runs`
-/// compilations of an LSTM layer (input 128, hidden 256, batch 1) of `t` steps.
+/// compilations of an LSTM layer (input 128, hidden 256, batch 4) of `t` steps.
 fn lstm_compile_stats(t: usize, runs: usize) -> (Vec<usize>, f64) {
-    let src = recurrent_src("lstm", t, 1, 128, 256);
+    let src = recurrent_src("lstm", t, 4, 128, 256);
     let g = dlc_ir::syntax::parse_graph(&src, &Default::default()).unwrap();
     let mut best = f64::INFINITY;
     let mut sizes = vec![];
@@ -237,8 +237,9 @@ fn lstm_compile_stats(t: usize, runs: usize) -> (Vec<usize>, f64) {
 
 /// A sequence compiles to a loop: the recurrence kernel's machine code is the
 /// same for 10 and 1000 steps, and compile time does not grow. (The input
-/// projection GEMM's code differs by a few bytes: its row count `T*B` is a
-/// constant divisor in its index arithmetic.)
+/// projection is one GEMM of `T*B` rows whatever `T` is; its blocking constants,
+/// and below 16 rows its algorithm, depend on the row count, so batch 4 keeps
+/// both lengths on the packed GEMM and its code within a few percent.)
 #[test]
 fn sequence_length_does_not_grow_code() {
     // Interleaved samples, the best of each, until the check passes or 30 rounds
@@ -268,7 +269,7 @@ fn sequence_length_does_not_grow_code() {
         "the recurrence's code depends on the sequence length"
     );
     let (a, b): (usize, usize) = (short.0.iter().sum(), long.0.iter().sum());
-    assert!(a.abs_diff(b) <= 64, "code size {a} vs {b} bytes");
+    assert!(a.abs_diff(b) * 20 <= a, "code size {a} vs {b} bytes");
     assert!(
         long.1 < 2.0 * short.1,
         "compile time grows with the sequence length"

@@ -181,6 +181,18 @@ fn fmax(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
     kb.b.ins().fmax(a, b)
 }
 
+/// Loads `l` lanes at element `index + off` of argument `arg`, with the constant
+/// `off` as the access's displacement when it fits.
+fn load_plus(kb: &mut KernelBuilder, l: Lanes, arg: usize, index: Value, off: usize) -> Value {
+    match i32::try_from(4 * off) {
+        Ok(disp) => kb.load_at(ty(l), arg, index, 4, disp),
+        Err(_) => {
+            let i = kb.b.ins().iadd_imm_s(index, off as i64);
+            kb.load(ty(l), arg, i, 4)
+        }
+    }
+}
+
 /// `acc + a·b` as a multiply and an add, for loop-carried accumulators.
 ///
 /// Cranelift's x64 `fma` always overwrites a multiplicand (`vfmadd132/213`,
@@ -201,21 +213,24 @@ fn gather4(kb: &mut KernelBuilder, s: &[Value]) -> Value {
     v
 }
 
-/// Dot products of `rows` (a multiple of 4, each `len` long) with `x`: one
-/// f32x4 per group of four rows, lane `r` holding row `4g + r`'s product.
-fn dot4(kb: &mut KernelBuilder, x: Row, rows: &[Row], len: usize) -> Vec<Value> {
+/// Dot products of rows `m.base + offsets[r]` of `m` (a multiple of 4 rows, each
+/// `len` long) with `x`: one f32x4 per group of four rows, lane `r` holding row
+/// `4g + r`'s product. The row offsets become load displacements.
+fn dot4(kb: &mut KernelBuilder, x: Row, m: Row, offsets: &[usize], len: usize) -> Vec<Value> {
     assert!(
-        rows.len().is_multiple_of(4),
+        offsets.len().is_multiple_of(4),
         "dot4 takes groups of four rows"
     );
     let zero = kb.fconst(V, 0.0);
-    let acc = kb.for_n(len / 4, &vec![zero; rows.len()], |kb, kk, acc| {
-        let k = kb.b.ins().imul_imm_s(kk, 4);
+    let (lo, hi) = (kb.int(0), kb.int((len / 4 * 4) as i64));
+    let acc = kb.for_range(lo, hi, 4, &vec![zero; offsets.len()], |kb, k, acc| {
         let xv = x.load(kb, V, k);
-        rows.iter()
+        let at = m.at(kb, k);
+        offsets
+            .iter()
             .zip(acc)
-            .map(|(r, &a)| {
-                let w = r.load(kb, V, k);
+            .map(|(&off, &a)| {
+                let w = load_plus(kb, V, m.arg, at, off);
                 mul_add(kb, w, xv, a)
             })
             .collect()
@@ -228,12 +243,14 @@ fn dot4(kb: &mut KernelBuilder, x: Row, rows: &[Row], len: usize) -> Vec<Value> 
     if vec_len < len {
         let zero = kb.fconst(S, 0.0);
         let (lo, hi) = (kb.int(vec_len as i64), kb.int(len as i64));
-        let tail = kb.for_range(lo, hi, 1, &vec![zero; rows.len()], |kb, k, acc| {
+        let tail = kb.for_range(lo, hi, 1, &vec![zero; offsets.len()], |kb, k, acc| {
             let xs = x.load(kb, S, k);
-            rows.iter()
+            let at = m.at(kb, k);
+            offsets
+                .iter()
                 .zip(acc)
-                .map(|(r, &a)| {
-                    let w = r.load(kb, S, k);
+                .map(|(&off, &a)| {
+                    let w = load_plus(kb, S, m.arg, at, off);
                     mul_add(kb, w, xs, a)
                 })
                 .collect()
@@ -249,8 +266,8 @@ fn dot4(kb: &mut KernelBuilder, x: Row, rows: &[Row], len: usize) -> Vec<Value> 
 /// The dot product of `row` and `x` (`len` long) as a scalar.
 fn dot1(kb: &mut KernelBuilder, x: Row, row: Row, len: usize) -> Value {
     let zero = kb.fconst(V, 0.0);
-    let acc = kb.for_n(len / 4, &[zero], |kb, kk, acc| {
-        let k = kb.b.ins().imul_imm_s(kk, 4);
+    let (lo, hi) = (kb.int(0), kb.int((len / 4 * 4) as i64));
+    let acc = kb.for_range(lo, hi, 4, &[zero], |kb, k, acc| {
         let xv = x.load(kb, V, k);
         let w = row.load(kb, V, k);
         vec![mul_add(kb, w, xv, acc[0])]

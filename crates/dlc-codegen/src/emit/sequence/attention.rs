@@ -7,7 +7,9 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Row, S, V, dot1, dot4, fadd, fill_row, fmax, for_lanes, horizontal, mul_add};
+use super::{
+    Row, S, V, dot1, dot4, fadd, fill_row, fmax, for_lanes, horizontal, load_plus, mul_add,
+};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 use crate::emit::matmul::batch_offset;
@@ -137,10 +139,8 @@ fn score_block(
     let lo = kb.int(0);
     let vmax = kb.for_range(lo, cnt4, 4, &[ninf], |kb, jj, acc| {
         let first = key_row(kb, jj);
-        let rows: Vec<Row> = (0..4)
-            .map(|r| first.offset(kb, r * a.k.row_stride))
-            .collect();
-        let s = dot4(kb, q_row, &rows, a.depth)[0];
+        let rows: Vec<usize> = (0..4).map(|r| r * a.k.row_stride).collect();
+        let s = dot4(kb, q_row, first, &rows, a.depth)[0];
         let scale = kb.fconst(V, a.scale);
         let s = kb.b.ins().fmul(s, scale);
         a.scores.store(kb, jj, s);
@@ -218,8 +218,7 @@ fn accumulate(kb: &mut KernelBuilder, a: &Attn, o_row: Row, jb: Value, cnt: Valu
                 let v_row = kb.b.ins().iadd(v_row, e);
                 (0..n)
                     .map(|r| {
-                        let idx = kb.b.ins().iadd_imm_s(v_row, 4 * r as i64);
-                        let x = kb.load(super::ty(l), VAL, idx, 4);
+                        let x = load_plus(kb, l, VAL, v_row, 4 * r);
                         mul_add(kb, p, x, acc[r])
                     })
                     .collect()

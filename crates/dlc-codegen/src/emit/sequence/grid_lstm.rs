@@ -7,7 +7,7 @@
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Row, copy_row, fill_row, for_lanes, mul_add};
+use super::{Row, copy_row, fill_row, for_lanes, load_plus, mul_add};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 
@@ -77,7 +77,6 @@ fn cell(
     let g4 = 4 * h;
     // Pass 1: gates[d, g, u] = gx_d + z · w_d for both directions.
     for_lanes(kb, h, |kb, l, u| {
-        let ty = super::ty(l);
         let mut acc = Vec::with_capacity(8);
         for d in 0..2 {
             for g in 0..4 {
@@ -99,8 +98,7 @@ fn cell(
                 let row = kb.b.ins().iadd(row, base);
                 (0..8)
                     .map(|dg| {
-                        let idx = kb.b.ins().iadd_imm_s(row, ((dg % 4) * h) as i64);
-                        let w = kb.load(ty, W + dg / 4, idx, 4);
+                        let w = load_plus(kb, l, W + dg / 4, row, (dg % 4) * h);
                         mul_add(kb, s, w, acc[dg])
                     })
                     .collect()

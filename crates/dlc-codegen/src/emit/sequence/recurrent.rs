@@ -104,12 +104,11 @@ fn step(kb: &mut KernelBuilder, s: &Shape, st: &Step, w: usize) {
         let w_row = Row::new(w, jh);
         for pair in (0..gates).collect::<Vec<_>>().chunks(2) {
             let dots = if l.vector {
-                let rows: Vec<Row> = pair
+                let rows: Vec<usize> = pair
                     .iter()
                     .flat_map(|&g| (0..4).map(move |r| (g * h + r) * h))
-                    .map(|off| w_row.offset(kb, off))
                     .collect();
-                dot4(kb, st.h, &rows, h)
+                dot4(kb, st.h, w_row, &rows, h)
             } else {
                 pair.iter()
                     .map(|&g| {
