@@ -13,7 +13,7 @@ mod reference;
 use std::path::Path;
 
 use common::check;
-use dlc_runtime::{CompiledModel, RuntimeOptions};
+use dlc_runtime::{CompiledModel, RuntimeOptions, Threading};
 use dlc_tensor::{Value, allowance_ratio};
 use dlc_testgen::{Case, Family, GenConfig};
 use proptest::prelude::*;
@@ -177,6 +177,49 @@ fn attention_hand_shapes() {
                 "model m {{\n input x: f32[{l}, {n}, {e}]\n{params}\
                  y = multihead_attention(x, x, x, in_w, in_b, out_w, out_b, heads={heads}, causal={causal})\n output y\n}}\n"
             ));
+        }
+    }
+}
+
+/// Splitting a kernel's parallel loop over threads (batch rows of the
+/// recurrences, `(batch, head)` of attention) gives bit-identical results.
+#[test]
+fn threads_split_rows_identically() {
+    let grid = "model m {\n input x: f32[3, 2, 5, 4]\n param w1: f32[18, 28] = uniform(-0.3, 0.3)\n\
+                param b1: f32[28] = uniform(-0.3, 0.3)\n param w2: f32[18, 28] = uniform(-0.3, 0.3)\n\
+                param b2: f32[28] = uniform(-0.3, 0.3)\n y, hv, mv, hh, mh = grid_lstm(x, w1, b1, w2, b2)\n\
+                output y, hv, mv, hh, mh\n}\n";
+    let attn = "model m {\n input q: f32[5, 9, 8]\n input k: f32[5, 11, 8]\n input v: f32[5, 11, 6]\n\
+                y = attention(q, k, v, causal=true)\n output y\n}\n";
+    let mha = "model m {\n input x: f32[6, 3, 8]\n param in_w: f32[24, 8] = uniform(-0.3, 0.3)\n\
+               param in_b: f32[24] = uniform(-0.3, 0.3)\n param out_w: f32[8, 8] = uniform(-0.3, 0.3)\n\
+               param out_b: f32[8] = uniform(-0.3, 0.3)\n\
+               y = multihead_attention(x, x, x, in_w, in_b, out_w, out_b, heads=2)\n output y\n}\n";
+    let sources = [
+        recurrent_src("lstm", 6, 5, 7, 13),
+        recurrent_src("gru", 6, 5, 7, 9),
+        recurrent_src("rnn_cell", 1, 6, 7, 5),
+        grid.to_string(),
+        attn.to_string(),
+        mha.to_string(),
+    ];
+    for src in &sources {
+        let c = case(src);
+        let run = |threading: Threading| {
+            let opts = RuntimeOptions {
+                threading,
+                ..RuntimeOptions::default()
+            };
+            let model = CompiledModel::new(&c.graph, &c.params, &opts).unwrap();
+            model.run(&c.inputs).unwrap()
+        };
+        let one = run(Threading::single());
+        let two = run(Threading {
+            threads: 2,
+            min_split_us: 0.0,
+        });
+        for (name, v) in &one {
+            assert_eq!(v, &two[name], "`{name}` differs with two threads\n{src}");
         }
     }
 }
