@@ -17,9 +17,11 @@ mod conv;
 mod pool;
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{BlockArg, ConstantData, InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::{
+    ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value, types,
+};
 
-use super::builder::KernelBuilder;
+use super::builder::{KernelBuilder, mem};
 use crate::kernel::{Kernel, SpatialOp};
 
 /// Emits the body of a spatial kernel.
@@ -197,7 +199,7 @@ fn tap_range(kb: &mut KernelBuilder, phase: &Phase, input: usize, q: Value) -> T
 }
 
 /// Runs `body` for every tap index `j` of a range, carrying values (unrolled
-/// when the range is a constant no longer than `unroll`).
+/// when the range is a constant no longer than `unroll`, or a single tap).
 fn for_taps(
     kb: &mut KernelBuilder,
     range: TapRange,
@@ -206,7 +208,7 @@ fn for_taps(
     mut body: impl FnMut(&mut KernelBuilder, Value, &[Value]) -> Vec<Value>,
 ) -> Vec<Value> {
     match range {
-        TapRange::Const(lo, hi) if hi - lo <= unroll => {
+        TapRange::Const(lo, hi) if hi - lo <= unroll.max(1) => {
             let mut vals = carried.to_vec();
             for j in lo..hi {
                 let j = kb.int(j as i64);
@@ -222,31 +224,25 @@ fn for_taps(
     }
 }
 
-/// Runs `body` for `i` in `0..n`, carrying values, without a loop when `n == 1`.
-fn for_n_or_once(
-    kb: &mut KernelBuilder,
-    n: usize,
-    carried: &[Value],
-    body: impl FnOnce(&mut KernelBuilder, Value, &[Value]) -> Vec<Value>,
-) -> Vec<Value> {
-    if n == 1 {
-        let zero = kb.int(0);
-        body(kb, zero, carried)
-    } else {
-        kb.for_n(n, carried, body)
-    }
-}
-
-/// How the columns `0..count` of a phase are covered: vector blocks of
-/// `4·wide` outputs, then single vectors, then single columns.
+/// How the columns `0..count` of a phase are covered: plain vector blocks of
+/// `4·wide` outputs and single plain vectors over the interior, then the edge
+/// runs, by masked vectors of 4 (when the phase has 4 columns and the emitter
+/// has masked vectors; their starts are clamped to `count − 4`, so they may
+/// recompute a few interior columns) or by single columns.
 struct Columns {
+    count: usize,
     /// Start and end of the blocks of `4·wide`.
     blocks: (usize, usize),
     /// End of the single vectors (which start at `blocks.1`).
     vectors: usize,
-    /// Scalar runs.
-    scalar: [(usize, usize); 2],
+    /// The edge runs.
+    edges: [(usize, usize); 2],
 }
+
+/// Emits `n` f32x4 vectors of outputs from a column.
+type VectorFn<'f> = &'f mut dyn FnMut(&mut KernelBuilder, Value, usize);
+/// Emits one masked vector or one single output at a column.
+type ColumnFn<'f> = &'f mut dyn FnMut(&mut KernelBuilder, Value);
 
 impl Columns {
     fn new(phase: &Phase, input: usize, wide: usize) -> Columns {
@@ -255,20 +251,23 @@ impl Columns {
         let blocks = (a, a + (b - a) / w * w);
         let vectors = blocks.1 + (b - blocks.1) / 4 * 4;
         Columns {
+            count: phase.count,
             blocks,
             vectors,
-            scalar: [(0, a), (vectors, phase.count)],
+            edges: [(0, a), (vectors, phase.count)],
         }
     }
 
-    /// Emits the columns: `vector(kb, q, n)` computes `n` f32x4 vectors of outputs
-    /// from `q`, `scalar(kb, q)` the single output `q`.
+    /// Emits the columns: `vector(kb, q, n)` computes `n` f32x4 vectors of
+    /// outputs from column `q`, `masked(kb, q)` a vector of any 4 columns, and
+    /// `scalar(kb, q)` the single output `q`.
     fn emit(
         &self,
         kb: &mut KernelBuilder,
         wide: usize,
-        mut vector: impl FnMut(&mut KernelBuilder, Value, usize),
-        mut scalar: impl FnMut(&mut KernelBuilder, Value),
+        vector: VectorFn,
+        masked: Option<ColumnFn>,
+        scalar: ColumnFn,
     ) {
         let runs = [
             (self.blocks.0, self.blocks.1, 4 * wide),
@@ -283,11 +282,23 @@ impl Columns {
                 });
             }
         }
-        for (lo, hi) in self.scalar {
+        let masked = masked.filter(|_| self.count >= 4);
+        let step = if masked.is_some() { 4 } else { 1 };
+        let column: ColumnFn = match masked {
+            Some(m) => m,
+            None => scalar,
+        };
+        for (lo, hi) in self.edges {
             if lo < hi {
                 let (l, h) = (kb.int(lo as i64), kb.int(hi as i64));
-                kb.for_range(l, h, 1, &[], |kb, q, _| {
-                    scalar(kb, q);
+                kb.for_range(l, h, step, &[], |kb, q, _| {
+                    let q = if step == 4 {
+                        let last = kb.int(self.count as i64 - 4);
+                        kb.b.ins().smin(q, last)
+                    } else {
+                        q
+                    };
+                    column(kb, q);
                     vec![]
                 });
             }
@@ -295,58 +306,72 @@ impl Columns {
     }
 }
 
-/// Passes `vals` through a new block and returns them as its parameters.
+/// Loads a value of type `ty` at byte `offset` of argument `arg`, which the
+/// kernel never writes.
 ///
-/// With `opt_level=speed`, Cranelift keeps loads where they are but places pure
-/// arithmetic at its first use, so a long chain of loads and multiply-adds into
-/// accumulators would run as all the loads, then all the arithmetic (with every
-/// loaded value live at once). A block boundary forces the arithmetic feeding
-/// `vals` to be computed before it; the jump to the next block costs nothing.
-fn barrier(kb: &mut KernelBuilder, vals: &[Value]) -> Vec<Value> {
-    let next = kb.b.create_block();
-    for &v in vals {
-        let ty = kb.b.func.dfg.value_type(v);
-        kb.b.append_block_param(next, ty);
-    }
-    let args: Vec<BlockArg> = vals.iter().map(|&v| BlockArg::Value(v)).collect();
-    kb.b.ins().jump(next, &args);
-    kb.b.switch_to_block(next);
-    kb.b.seal_block(next);
-    kb.b.block_params(next).to_vec()
+/// The load is marked pure (read-only, movable), so with `opt_level=speed`
+/// Cranelift places it at its first use like arithmetic. A side-effecting load
+/// stays where it was emitted while the arithmetic it feeds sinks to its own
+/// first use, which in a chain of multiply-adds means all loads first, every
+/// loaded value live at once. Callers keep the offsets of pure loads varying in
+/// the innermost loop, or loop-invariant code motion would hoist them.
+fn load_pure(kb: &mut KernelBuilder, ty: Type, arg: usize, offset: Value) -> Value {
+    let a = kb.addr(arg, offset, 1, ty.bytes() as usize);
+    let flags = mem().with_readonly().with_can_move();
+    kb.b.ins().load(ty, flags, a, 0)
 }
 
-/// Loads input elements `idx + l·step` (`l` in `0..4`) of argument `arg` as a vector.
-fn load_x4(kb: &mut KernelBuilder, arg: usize, idx: Value, step: usize) -> Value {
+/// Loads the f32 input elements at byte offsets `offset + 4·l·step` (`l` in
+/// `0..4`) of argument `arg` as a vector.
+fn load_x4(kb: &mut KernelBuilder, arg: usize, offset: Value, step: usize) -> Value {
     match step {
-        1 => kb.load(types::F32X4, arg, idx, 4),
+        1 => load_pure(kb, types::F32X4, arg, offset),
         2 => {
             // [p, p+3] and [p+3, p+6]: lanes 0, 2 of the first and 1, 3 of the second.
-            let at3 = kb.b.ins().iadd_imm_s(idx, 3);
-            let lo = kb.load(types::F32X4, arg, idx, 4);
-            let hi = kb.load(types::F32X4, arg, at3, 4);
-            let mask: Vec<u8> = [0u8, 2, 5, 7]
-                .iter()
-                .flat_map(|&l| (0..4).map(move |b| 4 * l + b))
-                .collect();
-            let mask = kb.b.func.dfg.immediates.push(ConstantData::from(mask));
-            let flags =
-                MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-            let lo = kb.b.ins().bitcast(types::I8X16, flags, lo);
-            let hi = kb.b.ins().bitcast(types::I8X16, flags, hi);
-            let v = kb.b.ins().shuffle(lo, hi, mask);
-            kb.b.ins().bitcast(types::F32X4, flags, v)
+            let at3 = kb.b.ins().iadd_imm_s(offset, 12);
+            let lo = load_pure(kb, types::F32X4, arg, offset);
+            let hi = load_pure(kb, types::F32X4, arg, at3);
+            shuffle_lanes(kb, lo, hi, [0, 2, 5, 7])
         }
         _ => {
-            let s0 = kb.load(types::F32, arg, idx, 4);
+            let s0 = load_pure(kb, types::F32, arg, offset);
             let mut v = kb.b.ins().scalar_to_vector(types::F32X4, s0);
             for l in 1..4u8 {
-                let i = kb.b.ins().iadd_imm_s(idx, (l as usize * step) as i64);
-                let s = kb.load(types::F32, arg, i, 4);
+                let i =
+                    kb.b.ins()
+                        .iadd_imm_s(offset, (4 * l as usize * step) as i64);
+                let s = load_pure(kb, types::F32, arg, i);
                 v = kb.b.ins().insertlane(v, s, l);
             }
             v
         }
     }
+}
+
+/// The even and odd f32 elements of the 8 at byte `offset` of argument `arg`,
+/// as two vectors (two loads, two `shufps`).
+fn load_even_odd(kb: &mut KernelBuilder, arg: usize, offset: Value) -> (Value, Value) {
+    let at4 = kb.b.ins().iadd_imm_s(offset, 16);
+    let lo = load_pure(kb, types::F32X4, arg, offset);
+    let hi = load_pure(kb, types::F32X4, arg, at4);
+    (
+        shuffle_lanes(kb, lo, hi, [0, 2, 4, 6]),
+        shuffle_lanes(kb, lo, hi, [1, 3, 5, 7]),
+    )
+}
+
+/// Lanes `lanes` (0–3 from `a`, 4–7 from `b`) of two f32x4 vectors.
+fn shuffle_lanes(kb: &mut KernelBuilder, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+    let mask: Vec<u8> = lanes
+        .iter()
+        .flat_map(|&l| (0..4).map(move |b| 4 * l + b))
+        .collect();
+    let mask = kb.b.func.dfg.immediates.push(ConstantData::from(mask));
+    let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+    let a = kb.b.ins().bitcast(types::I8X16, flags, a);
+    let b = kb.b.ins().bitcast(types::I8X16, flags, b);
+    let v = kb.b.ins().shuffle(a, b, mask);
+    kb.b.ins().bitcast(types::F32X4, flags, v)
 }
 
 /// Stores the lanes of `v` at elements `idx + l·step` of argument `arg`.

@@ -8,22 +8,21 @@
 //! rows and the (unrolled) kernel columns; the input vector of a tap is loaded
 //! once and reused by every output channel of the block.
 
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{ConstantData, InstBuilder, Value, types};
 
 use super::{
-    Columns, Dim, Phase, TapRange, barrier, dims, for_n_or_once, for_taps, in_bounds, load_x4,
-    store_x4, tap_range,
+    Columns, Dim, Phase, TapRange, dims, for_taps, in_bounds, load_pure, load_x4, store_x4,
+    tap_range,
 };
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 use crate::emit::matmul::activate;
 use crate::kernel::{Activation, SpatialOp};
 
-/// Most multiply-adds emitted for one unrolled run of kernel rows.
-const MAX_UNROLLED_FMAS: usize = 640;
-
-/// The accumulators of a block: at most this many f32x4 vectors.
-const MAX_ACCUMULATORS: usize = 12;
+/// Vector registers a block may occupy: `oc_block × wide` accumulators, `wide`
+/// input vectors, and a weight plus a copy of it (x64 has 16).
+const REGISTERS: usize = 16;
 
 /// A convolution kernel's constants.
 struct Conv {
@@ -44,27 +43,30 @@ struct Conv {
     w_c: usize,
 }
 
-/// Per-block base indices.
+/// Per-block values: byte offsets of the block's first input channel (of its
+/// group) and first weight, and the element index of its first output.
 struct Block {
-    x: Value,
-    w: Value,
+    x4: Value,
+    w4: Value,
     out: Value,
-    bias: Vec<Value>,
+    oc0: Value,
 }
 
-/// Per-output-row values: the valid kernel rows, and the input and weight
-/// indices of kernel row 0 of the phase with their steps per kernel row.
+/// Per-output-row values: the valid kernel rows, the byte offsets of the
+/// phase's first tap in the input (channel 0) and the weights with their steps
+/// per kernel row, and the element index of the output row.
 struct Row {
     taps: TapRange,
-    x: Value,
-    x_step: isize,
-    w: Value,
-    w_step: usize,
+    x4: Value,
+    x_step4: isize,
+    w4: Value,
+    w_step4: isize,
     out: Value,
 }
 
-/// Adds one kernel row to the accumulators: `(kb, x index, weight index, acc) -> acc`.
-type TapsFn<'t> = &'t dyn Fn(&mut KernelBuilder, Value, Value, &[Value]) -> Vec<Value>;
+/// Adds one kernel tap to the accumulators: `(kb, input row byte offset,
+/// column value, weight byte offset, acc) -> acc`.
+type TapFn<'t> = &'t dyn Fn(&mut KernelBuilder, Value, Value, Value, &[Value]) -> Vec<Value>;
 
 /// `base + j·k` for a signed constant `k`.
 fn lin(kb: &mut KernelBuilder, base: Value, j: Value, k: isize) -> Value {
@@ -121,7 +123,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
         cg,
         og,
         ob: oc_block,
-        wide: (MAX_ACCUMULATORS / oc_block).clamp(1, 4),
+        wide: ((REGISTERS - 2) / (oc_block + 1)).clamp(1, 6),
         h,
         w,
         bias,
@@ -162,23 +164,28 @@ impl Conv {
     ) -> Block {
         let hw = self.h.input * self.w.input;
         let ohw = self.h.output * self.w.output;
-        let x = kb.affine(img, self.c_in * hw, 0);
-        let x = kb.add_scaled(x, g, self.cg * hw);
-        let w = kb.affine(g, self.og * self.cg * self.h.kernel * self.w.kernel, 0);
-        let w = kb.add_scaled(w, ocl0, self.w_oc);
+        let x4 = kb.affine(img, 4 * self.c_in * hw, 0);
+        let x4 = kb.add_scaled(x4, g, 4 * self.cg * hw);
+        let w4 = kb.affine(g, 4 * self.og * self.cg * self.h.kernel * self.w.kernel, 0);
+        let w4 = kb.add_scaled(w4, ocl0, 4 * self.w_oc);
         let out = kb.affine(img, self.c_out * ohw, 0);
         let out = kb.add_scaled(out, oc0, ohw);
-        let bias = (0..self.ob)
+        Block { x4, w4, out, oc0 }
+    }
+
+    /// The bias of each channel of the block (loaded where it is needed, so that
+    /// it is not hoisted to occupy registers across the loops).
+    fn bias(&self, kb: &mut KernelBuilder, block: &Block) -> Vec<Value> {
+        (0..self.ob)
             .map(|i| {
                 if self.bias {
-                    let idx = kb.b.ins().iadd_imm_s(oc0, i as i64);
+                    let idx = kb.b.ins().iadd_imm_s(block.oc0, i as i64);
                     kb.load(types::F32, 2, idx, 4)
                 } else {
                     kb.f32c(0.0, false)
                 }
             })
-            .collect();
-        Block { x, w, out, bias }
+            .collect()
     }
 
     /// Every output row of a row phase.
@@ -190,59 +197,96 @@ impl Conv {
             let (dk, doff) = rp.tap_step();
             let iy0 = kb.affine(qy, rp.in_step, 0);
             let iy0 = add(kb, iy0, off0);
-            let x = kb.add_scaled(block.x, iy0, self.w.input);
-            let w = kb.b.ins().iadd_imm_s(block.w, (k0 * self.w.kernel) as i64);
+            let x4 = kb.add_scaled(block.x4, iy0, 4 * self.w.input);
+            let w4 = add(kb, block.w4, (4 * k0 * self.w.kernel) as isize);
             let oy = kb.affine(qy, rp.step, rp.first);
             let out = kb.add_scaled(block.out, oy, self.w.output);
             let row = Row {
                 taps,
-                x,
-                x_step: doff * self.w.input as isize,
-                w,
-                w_step: dk * self.w.kernel,
+                x4,
+                x_step4: 4 * doff * self.w.input as isize,
+                w4,
+                w_step4: (4 * dk * self.w.kernel) as isize,
                 out,
             };
             for cp in cols {
-                let columns = Columns::new(cp, self.w.input, self.wide);
-                columns.emit(
+                Columns::new(cp, self.w.input, self.wide).emit(
                     kb,
                     self.wide,
-                    |kb, q, n| self.vectors(kb, block, &row, cp, q, n),
-                    |kb, q| self.scalar(kb, block, &row, cp, q),
+                    &mut |kb, q, n| self.vectors(kb, block, &row, cp, q, n),
+                    Some(&mut |kb, q| self.masked(kb, block, &row, cp, q)),
+                    &mut |kb, q| self.scalar(kb, block, &row, cp, q),
                 );
             }
             vec![]
         });
     }
 
-    /// Accumulates `init` over the input channels (outer loop) and valid kernel
-    /// rows; `taps(kb, x, w, acc)` adds one kernel row at input index `x` and
-    /// weight index `w` (both for output channel 0 of the block).
+    /// Accumulates `init` over the input channels of the group (outer loop), the
+    /// valid kernel rows and the taps of `cp`, one tap per loop iteration so that
+    /// each iteration's loads feed its own multiply-adds. The tap loop carries a
+    /// column value from `col0` in steps of `col_step` for `tap`.
     fn accumulate(
         &self,
         kb: &mut KernelBuilder,
         row: &Row,
-        x: Value,
-        fmas_per_row: usize,
+        cp: &Phase,
+        (col0, col_step): (Value, isize),
         init: Vec<Value>,
-        taps: TapsFn,
+        tap: TapFn,
     ) -> Vec<Value> {
-        let hw = self.h.input * self.w.input;
-        let unroll = MAX_UNROLLED_FMAS / fmas_per_row.max(1);
-        let mut carried = vec![x, row.w];
-        carried.extend(init);
-        let out = for_n_or_once(kb, self.cg, &carried, |kb, _c, vals| {
-            let (xc, wc) = (vals[0], vals[1]);
-            let acc = for_taps(kb, row.taps, unroll, &vals[2..], |kb, j, acc| {
-                let xj = lin(kb, xc, j, row.x_step);
-                let wj = lin(kb, wc, j, row.w_step as isize);
-                taps(kb, xj, wj, acc)
+        let hw4 = 4 * self.h.input * self.w.input;
+        let (k0, _) = cp.first_tap();
+        let (dk, _) = cp.tap_step();
+        let n = cp.taps.len();
+        let channel = |kb: &mut KernelBuilder, xc4: Value, vals: &[Value]| {
+            let wc4 = vals[0];
+            let acc = for_taps(kb, row.taps, 1, &vals[1..], |kb, j, acc| {
+                let xj4 = lin(kb, xc4, j, row.x_step4);
+                let wj4 = lin(kb, wc4, j, row.w_step4);
+                let w4 = add(kb, wj4, 4 * k0 as isize);
+                // Taps in pairs per iteration (halving the loop overhead and the
+                // accumulator moves at the back edge), then the odd one.
+                let pairs = n / 2;
+                let step4 = (4 * dk) as isize;
+                let mut vals = [&[col0], acc].concat();
+                if pairs > 0 {
+                    let end = add(kb, w4, 2 * pairs as isize * step4);
+                    vals = kb.for_range(w4, end, 2 * step4 as i64, &vals, |kb, w4, vals| {
+                        let acc = tap(kb, xj4, vals[0], w4, &vals[1..]);
+                        let (col, w4) = (add(kb, vals[0], col_step), add(kb, w4, step4));
+                        let acc = tap(kb, xj4, col, w4, &acc);
+                        [vec![add(kb, col, col_step)], acc].concat()
+                    });
+                }
+                if n % 2 == 1 {
+                    let w4 = add(kb, w4, 2 * pairs as isize * step4);
+                    let acc = tap(kb, xj4, vals[0], w4, &vals[1..]);
+                    vals = [vec![vals[0]], acc].concat();
+                }
+                vals[1..].to_vec()
             });
-            let xn = kb.b.ins().iadd_imm_s(xc, hw as i64);
-            let wn = kb.b.ins().iadd_imm_s(wc, self.w_c as i64);
-            [vec![xn, wn], acc].concat()
-        });
-        out[2..].to_vec()
+            let wn = add(kb, wc4, (4 * self.w_c) as isize);
+            [vec![wn], acc].concat()
+        };
+        let carried = [vec![row.w4], init].concat();
+        let out = if self.cg == 1 {
+            channel(kb, row.x4, &carried)
+        } else {
+            let end = add(kb, row.x4, (self.cg * hw4) as isize);
+            kb.for_range(row.x4, end, hw4 as i64, &carried, channel)
+        };
+        out[1..].to_vec()
+    }
+
+    /// `acc + x·w` for one block tap; the multiplicand with fewer uses goes
+    /// first, as the x64 `fma` overwrites its first operand.
+    fn fma(&self, kb: &mut KernelBuilder, x: Value, w: Value, acc: Value) -> Value {
+        if self.ob >= self.wide {
+            kb.b.ins().fma(w, x, acc)
+        } else {
+            kb.b.ins().fma(x, w, acc)
+        }
     }
 
     /// `n` f32x4 vectors of outputs from column `q` of phase `cp`, for every
@@ -258,34 +302,34 @@ impl Conv {
     ) {
         let ob = self.ob;
         let is = cp.in_step;
+        let bias = self.bias(kb, block);
         let init: Vec<Value> = (0..ob * n)
-            .map(|a| kb.b.ins().splat(types::F32X4, block.bias[a / n]))
+            .map(|a| kb.b.ins().splat(types::F32X4, bias[a / n]))
             .collect();
-        let x = kb.b.ins().imul_imm_s(q, is as i64);
-        let x = kb.b.ins().iadd(row.x, x);
-        let taps = |kb: &mut KernelBuilder, xj: Value, wj: Value, acc: &[Value]| {
+        // The column value is the tap's byte offset within the input row.
+        let col0 = kb.affine(q, 4 * is, 0);
+        let col0 = add(kb, col0, 4 * cp.first_tap().1);
+        let col_step = 4 * cp.tap_step().1;
+        let tap = |kb: &mut KernelBuilder, xj4: Value, col: Value, w4: Value, acc: &[Value]| {
+            let x4 = kb.b.ins().iadd(xj4, col);
+            let xs: Vec<Value> = (0..n)
+                .map(|v| {
+                    let i = add(kb, x4, (16 * v * is) as isize);
+                    load_x4(kb, 0, i, is)
+                })
+                .collect();
             let mut acc = acc.to_vec();
-            for &(kx, off) in &cp.taps {
-                let xs: Vec<Value> = (0..n)
-                    .map(|v| {
-                        let i = add(kb, xj, off + (4 * v * is) as isize);
-                        load_x4(kb, 0, i, is)
-                    })
-                    .collect();
-                for i in 0..ob {
-                    let wi = add(kb, wj, (i * self.w_oc + kx) as isize);
-                    let wv = kb.load(types::F32, 1, wi, 4);
-                    let wv = kb.b.ins().splat(types::F32X4, wv);
-                    for v in 0..n {
-                        acc[i * n + v] = kb.b.ins().fma(xs[v], wv, acc[i * n + v]);
-                    }
-                    acc = barrier(kb, &acc);
+            for i in 0..ob {
+                let wi = add(kb, w4, (4 * i * self.w_oc) as isize);
+                let wv = load_pure(kb, types::F32, 1, wi);
+                let wv = kb.b.ins().splat(types::F32X4, wv);
+                for v in 0..n {
+                    acc[i * n + v] = self.fma(kb, xs[v], wv, acc[i * n + v]);
                 }
             }
             acc
         };
-        let fmas = cp.taps.len() * ob * n;
-        let acc = self.accumulate(kb, row, x, fmas, init, &taps);
+        let acc = self.accumulate(kb, row, cp, (col0, col_step), init, &tap);
         let out = kb.affine(q, cp.step, cp.first);
         let out = kb.b.ins().iadd(row.out, out);
         let ohw = self.h.output * self.w.output;
@@ -297,35 +341,88 @@ impl Conv {
         }
     }
 
+    /// The 4 outputs from column `q` of phase `cp` for every channel of the
+    /// block, testing each lane's input column for every tap (edge columns).
+    fn masked(&self, kb: &mut KernelBuilder, block: &Block, row: &Row, cp: &Phase, q: Value) {
+        let is = cp.in_step;
+        let bias = self.bias(kb, block);
+        let init: Vec<Value> = bias
+            .iter()
+            .map(|&b| kb.b.ins().splat(types::F32X4, b))
+            .collect();
+        // The column value is lane 0's input column for the tap.
+        let col0 = kb.affine(q, is, 0);
+        let col0 = add(kb, col0, cp.first_tap().1);
+        let lanes: Vec<u8> = (0..4u32)
+            .flat_map(|l| (l * is as u32).to_le_bytes())
+            .collect();
+        let lanes = kb.b.func.dfg.constants.insert(ConstantData::from(lanes));
+        let tap = |kb: &mut KernelBuilder, xj4: Value, col: Value, w4: Value, acc: &[Value]| {
+            let mut x = None;
+            for l in 0..4u8 {
+                let pos = add(kb, col, (l as usize * is) as isize);
+                let (_, safe) = in_bounds(kb, pos, self.w.input);
+                let xi = kb.add_scaled(xj4, safe, 4);
+                let s = load_pure(kb, types::F32, 0, xi);
+                x = Some(match x {
+                    None => kb.b.ins().scalar_to_vector(types::F32X4, s),
+                    Some(v) => kb.b.ins().insertlane(v, s, l),
+                });
+            }
+            let x = x.expect("four lanes");
+            let col32 = kb.b.ins().ireduce(types::I32, col);
+            let pos = kb.b.ins().splat(types::I32X4, col32);
+            let offsets = kb.b.ins().vconst(types::I32X4, lanes);
+            let pos = kb.b.ins().iadd(pos, offsets);
+            let len = kb.b.ins().iconst(types::I32, self.w.input as i64);
+            let len = kb.b.ins().splat(types::I32X4, len);
+            let ok = kb.b.ins().icmp(IntCC::UnsignedLessThan, pos, len);
+            acc.iter()
+                .enumerate()
+                .map(|(i, &a)| {
+                    let wi = add(kb, w4, (4 * i * self.w_oc) as isize);
+                    let wv = load_pure(kb, types::F32, 1, wi);
+                    let wv = kb.b.ins().splat(types::F32X4, wv);
+                    let sum = kb.b.ins().fma(x, wv, a);
+                    kb.select_mask(Lanes { vector: true }, ok, sum, a)
+                })
+                .collect()
+        };
+        let col = (col0, cp.tap_step().1);
+        let acc = self.accumulate(kb, row, cp, col, init, &tap);
+        let out = kb.affine(q, cp.step, cp.first);
+        let out = kb.b.ins().iadd(row.out, out);
+        let ohw = self.h.output * self.w.output;
+        for (i, &v) in acc.iter().enumerate() {
+            let r = activate(kb, Lanes { vector: true }, self.act, v);
+            let idx = add(kb, out, (i * ohw) as isize);
+            store_x4(kb, r, self.out_arg(), idx, cp.step);
+        }
+    }
+
     /// Output column `q` of phase `cp` for every channel of the block, testing
     /// each tap's input column.
     fn scalar(&self, kb: &mut KernelBuilder, block: &Block, row: &Row, cp: &Phase, q: Value) {
-        let qx = kb.affine(q, cp.in_step, 0);
-        let bounds: Vec<(Value, Value)> = cp
-            .taps
-            .iter()
-            .map(|&(_, off)| {
-                let pos = add(kb, qx, off);
-                in_bounds(kb, pos, self.w.input)
-            })
-            .collect();
-        let taps = |kb: &mut KernelBuilder, xj: Value, wj: Value, acc: &[Value]| {
-            let mut acc = acc.to_vec();
-            for (&(kx, _), &(ok, safe)) in cp.taps.iter().zip(&bounds) {
-                let xi = kb.b.ins().iadd(xj, safe);
-                let xv = kb.load(types::F32, 0, xi, 4);
-                for (i, a) in acc.iter_mut().enumerate() {
-                    let wi = add(kb, wj, (i * self.w_oc + kx) as isize);
-                    let wv = kb.load(types::F32, 1, wi, 4);
-                    let sum = kb.b.ins().fma(xv, wv, *a);
-                    *a = kb.b.ins().select(ok, sum, *a);
-                }
-                acc = barrier(kb, &acc);
-            }
-            acc
+        // The column value is the tap's input column (possibly out of bounds).
+        let col0 = kb.affine(q, cp.in_step, 0);
+        let col0 = add(kb, col0, cp.first_tap().1);
+        let tap = |kb: &mut KernelBuilder, xj4: Value, col: Value, w4: Value, acc: &[Value]| {
+            let (ok, safe) = in_bounds(kb, col, self.w.input);
+            let xi = kb.add_scaled(xj4, safe, 4);
+            let xv = load_pure(kb, types::F32, 0, xi);
+            acc.iter()
+                .enumerate()
+                .map(|(i, &a)| {
+                    let wi = add(kb, w4, (4 * i * self.w_oc) as isize);
+                    let wv = load_pure(kb, types::F32, 1, wi);
+                    let sum = kb.b.ins().fma(xv, wv, a);
+                    kb.b.ins().select(ok, sum, a)
+                })
+                .collect()
         };
-        let fmas = cp.taps.len() * self.ob;
-        let acc = self.accumulate(kb, row, row.x, fmas, block.bias.clone(), &taps);
+        let bias = self.bias(kb, block);
+        let col = (col0, cp.tap_step().1);
+        let acc = self.accumulate(kb, row, cp, col, bias, &tap);
         let out = kb.affine(q, cp.step, cp.first);
         let out = kb.b.ins().iadd(row.out, out);
         let ohw = self.h.output * self.w.output;

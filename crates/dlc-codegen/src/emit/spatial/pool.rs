@@ -7,15 +7,19 @@
 //! window order and divides by the window size (`count_include_pad`) or by the
 //! number of in-bounds elements.
 
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use dlc_ir::PoolKind;
 
 use super::{
-    Columns, Dim, Phase, TapRange, barrier, dims, for_taps, in_bounds, load_x4, tap_range,
+    Columns, Dim, Phase, TapRange, dims, for_taps, in_bounds, load_even_odd, load_pure, load_x4,
+    tap_range,
 };
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 use crate::kernel::SpatialOp;
+
+const V: Lanes = Lanes { vector: true };
 
 /// f32x4 vectors per block of output columns.
 const WIDE: usize = 4;
@@ -32,8 +36,8 @@ struct Pool {
 /// Per-output-row values.
 struct Row {
     taps: TapRange,
-    /// Input index of window row 0.
-    x: Value,
+    /// Byte offset of window row 0 in the input.
+    x4: Value,
     out: Value,
 }
 
@@ -57,20 +61,21 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
     let cp = &w.phases(false)[0];
     let (start, end) = (kb.start, kb.end);
     kb.for_range(start, end, 1, &[], |kb, p, _| {
-        let x_plane = kb.affine(p, h.input * w.input, 0);
+        let x_plane = kb.affine(p, 4 * h.input * w.input, 0);
         let out_plane = kb.affine(p, h.output * w.output, 0);
         kb.for_n(h.output, &[], |kb, qy, _| {
             let taps = tap_range(kb, rp, h.input, qy);
             let iy0 = kb.affine(qy, h.stride, 0);
             let iy0 = kb.b.ins().iadd_imm_s(iy0, -(h.pad as i64));
-            let x = kb.add_scaled(x_plane, iy0, w.input);
+            let x4 = kb.add_scaled(x_plane, iy0, 4 * w.input);
             let out = kb.add_scaled(out_plane, qy, w.output);
-            let row = Row { taps, x, out };
+            let row = Row { taps, x4, out };
             Columns::new(cp, w.input, WIDE).emit(
                 kb,
                 WIDE,
-                |kb, q, n| pool.vectors(kb, &row, cp, q, n),
-                |kb, q| pool.scalar(kb, &row, cp, q),
+                &mut |kb, q, n| pool.vectors(kb, &row, cp, q, n),
+                None,
+                &mut |kb, q| pool.scalar(kb, &row, cp, q),
             );
             vec![]
         });
@@ -124,28 +129,73 @@ impl Pool {
         kb.b.ins().fdiv(v, n)
     }
 
+    /// Folds `x` into a vector accumulator. Max pooling uses `maxps` (one
+    /// instruction, keeping a NaN already in `acc`) and ORs a NaN into `nan`,
+    /// rather than Cranelift's NaN-exact `fmax` sequence of eight.
+    fn combine_x4(
+        &self,
+        kb: &mut KernelBuilder,
+        acc: Value,
+        nan: Value,
+        x: Value,
+    ) -> (Value, Value) {
+        match self.kind {
+            PoolKind::Max => {
+                let less = kb.fcmp(FloatCC::LessThan, acc, x);
+                let m = kb.select_mask(V, less, x, acc);
+                let x_nan = kb.fcmp(FloatCC::Unordered, x, x);
+                (m, kb.b.ins().bor(nan, x_nan))
+            }
+            PoolKind::Avg { .. } => (kb.b.ins().fadd(acc, x), nan),
+        }
+    }
+
     /// `n` f32x4 vectors of outputs from interior column `q`.
     fn vectors(&self, kb: &mut KernelBuilder, row: &Row, cp: &Phase, q: Value, n: usize) {
         let is = cp.in_step;
-        let init = vec![kb.fconst(Lanes { vector: true }, self.identity()); n];
-        let xq = kb.b.ins().imul_imm_s(q, is as i64);
-        let xq = kb.b.ins().iadd(row.x, xq);
+        let mut init = vec![kb.fconst(V, self.identity()); n];
+        let zero = kb.b.ins().iconst(types::I32, 0);
+        let zero = kb.b.ins().splat(types::I32X4, zero);
+        init.extend(vec![zero; n]);
+        let xq = kb.b.ins().imul_imm_s(q, 4 * is as i64);
+        let xq = kb.b.ins().iadd(row.x4, xq);
         let acc = for_taps(kb, row.taps, MAX_UNROLLED_ROWS, &init, |kb, j, acc| {
-            let xj = kb.add_scaled(xq, j, self.w.input);
-            let mut acc = acc.to_vec();
-            for &(_, off) in &cp.taps {
-                for (v, a) in acc.iter_mut().enumerate() {
-                    let i = kb.b.ins().iadd_imm_s(xj, off as i64 + (4 * v * is) as i64);
-                    let x = load_x4(kb, 0, i, is);
-                    *a = self.combine(kb, *a, x);
+            let xj = kb.add_scaled(xq, j, 4 * self.w.input);
+            let (mut acc, mut nan) = (acc[..n].to_vec(), acc[n..].to_vec());
+            let mut t = 0;
+            while t < cp.taps.len() {
+                let off = cp.taps[t].1;
+                // Stride 2: two adjacent taps share their loads (even and odd lanes).
+                let pair = is == 2 && cp.taps.get(t + 1).is_some_and(|&(_, o)| o == off + 1);
+                for v in 0..n {
+                    let i =
+                        kb.b.ins()
+                            .iadd_imm_s(xj, 4 * (off as i64 + (4 * v * is) as i64));
+                    let xs = if pair {
+                        let (even, odd) = load_even_odd(kb, 0, i);
+                        vec![even, odd]
+                    } else {
+                        vec![load_x4(kb, 0, i, is)]
+                    };
+                    for x in xs {
+                        (acc[v], nan[v]) = self.combine_x4(kb, acc[v], nan[v], x);
+                    }
                 }
-                acc = barrier(kb, &acc);
+                t += if pair { 2 } else { 1 };
             }
-            acc
+            [acc, nan].concat()
         });
         let cols = kb.int(self.w.kernel as i64);
-        for (v, &a) in acc.iter().enumerate() {
-            let r = self.finish(kb, Lanes { vector: true }, row, a, cols);
+        for v in 0..n {
+            let a = match self.kind {
+                PoolKind::Max => {
+                    let bits = kb.to_bits(V, acc[v]);
+                    let bits = kb.b.ins().bor(bits, acc[n + v]);
+                    kb.from_bits(V, bits)
+                }
+                PoolKind::Avg { .. } => acc[v],
+            };
+            let r = self.finish(kb, V, row, a, cols);
             let idx = kb.b.ins().iadd(row.out, q);
             let idx = kb.b.ins().iadd_imm_s(idx, 4 * v as i64);
             kb.store(r, 1, idx, 4);
@@ -165,14 +215,13 @@ impl Pool {
             .collect();
         let init = kb.fconst(Lanes { vector: false }, self.identity());
         let acc = for_taps(kb, row.taps, MAX_UNROLLED_ROWS, &[init], |kb, j, acc| {
-            let xj = kb.add_scaled(row.x, j, self.w.input);
+            let xj = kb.add_scaled(row.x4, j, 4 * self.w.input);
             let mut a = acc[0];
             for &(ok, safe) in &bounds {
-                let i = kb.b.ins().iadd(xj, safe);
-                let x = kb.load(types::F32, 0, i, 4);
+                let i = kb.add_scaled(xj, safe, 4);
+                let x = load_pure(kb, types::F32, 0, i);
                 let c = self.combine(kb, a, x);
                 a = kb.b.ins().select(ok, c, a);
-                a = barrier(kb, &[a])[0];
             }
             vec![a]
         });
