@@ -1,9 +1,12 @@
 //! Command-line definitions (clap) and dispatch to one module per subcommand.
 
 mod bench;
+mod case;
 mod check;
 mod compile;
 mod fmt;
+mod fuzz;
+mod reduce;
 mod run;
 
 use std::path::PathBuf;
@@ -27,7 +30,9 @@ Examples:
   dlc run ir/lenet5.ir --random-inputs  run on random inputs with the JIT
   dlc run ir/mlp.ir --inputs in.npz --params p.safetensors --out out.npz
   dlc compile ir/lenet5.ir --emit kernels
-  dlc bench ir/mlp.ir --dim B=1 --runs 200";
+  dlc bench ir/mlp.ir --dim B=1 --runs 200
+  dlc fuzz --time 10m --ops conv,pool      differential fuzzing, interpreter vs JIT
+  dlc reduce fuzz-out/x/case.ir            shrink a disagreeing case to a repro";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -41,6 +46,10 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Time a compiled model (median of many runs).
     Bench(bench::BenchArgs),
+    /// Differential fuzzing: random models, interpreter against every JIT configuration.
+    Fuzz(fuzz::FuzzArgs),
+    /// Shrink a case on which the interpreter and the JIT disagree to a minimal repro.
+    Reduce(reduce::ReduceArgs),
 }
 
 /// Arguments shared by the commands that load a model.
@@ -146,5 +155,7 @@ pub fn main() -> Result<ExitCode, Error> {
         Command::Run(a) => run::run(&a),
         Command::Compile(a) => compile::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Fuzz(a) => fuzz::run(&a),
+        Command::Reduce(a) => reduce::run(&a),
     }
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod emit;
+mod fault;
 pub mod kernel;
 pub mod lower;
 pub mod plan;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use dlc_ir::Graph;
 
 pub use emit::{CompiledKernels, KernelDump, KernelFn};
+pub use fault::Fault;
 pub use kernel::{BufId, Buffer, BufferKind, Kernel, KernelOp};
 pub use lower::Lowered;
 pub use plan::MemoryPlan;
@@ -36,6 +38,10 @@ pub struct CodegenOptions {
     /// Use only Cranelift-generated code (the portable GEMM micro-kernel) even
     /// where a natively compiled one exists for this CPU.
     pub portable: bool,
+    /// Test only: deliberately miscompile (see [`Fault`]), so that the
+    /// differential fuzzer can be shown to catch and reduce a known bug.
+    #[doc(hidden)]
+    pub fault: Option<Fault>,
 }
 
 impl Default for CodegenOptions {
@@ -46,6 +52,7 @@ impl Default for CodegenOptions {
             dump_clif: false,
             dump_asm: false,
             portable: false,
+            fault: None,
         }
     }
 }
@@ -101,7 +108,10 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Program, CodegenError
     dlc_ir::verify(g)?;
     let verify = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let lowered = lower::lower(g)?;
+    let mut lowered = lower::lower(g)?;
+    if let Some(f) = opts.fault {
+        fault::inject(&mut lowered, f);
+    }
     let lower = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let plan = plan::plan(&lowered.buffers, &lowered.kernels);

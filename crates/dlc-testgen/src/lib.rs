@@ -105,7 +105,7 @@ use dlc_tensor::Env;
 
 pub use config::GenConfig;
 pub use family::Family;
-pub use tol::{SAFETY, Tol, tolerance, tolerances};
+pub use tol::{SAFETY, Tol, tolerance, tolerances, tolerances_for_values};
 pub use values::{DEFAULT_INT_LIMIT, F32_INPUT_BOUND, index_limit, random_values};
 
 /// A random, well-typed, verified graph built deterministically from `seed`.
@@ -139,6 +139,11 @@ pub struct Case {
 }
 
 impl Case {
+    /// The case [`random_graph`] draws for `seed` (its op count drawn from the seed too).
+    pub fn from_seed(seed: u64, cfg: &GenConfig) -> Case {
+        Case::new(seed, build::op_count(seed, cfg), cfg)
+    }
+
     /// The case for a seed and an op count.
     pub fn new(seed: u64, ops: usize, cfg: &GenConfig) -> Case {
         let graph = random_graph_with_ops(seed, cfg, ops);

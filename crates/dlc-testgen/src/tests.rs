@@ -48,3 +48,18 @@ fn facts_are_finite_and_moderate() {
         }
     }
 }
+
+/// For values drawn by `random_values`, the value-aware tolerances are the
+/// generator's own.
+#[test]
+fn value_tolerances_match_for_generated_values() {
+    let cfg = GenConfig::default();
+    for seed in 0..300u64 {
+        let case = crate::Case::from_seed(seed, &cfg);
+        assert_eq!(
+            crate::tolerances_for_values(&case.graph, &case.inputs, &case.params),
+            crate::tolerances(&case.graph),
+            "seed {seed}"
+        );
+    }
+}

@@ -1,9 +1,9 @@
 //! Comparison tolerances derived from the error analysis of a graph.
 
 use dlc_ir::{DType, Graph, ValueId};
-use dlc_tensor::{Tensor, Value, allowance_ratio};
+use dlc_tensor::{Env, Tensor, Value, allowance_ratio};
 
-use crate::facts::{Fact, analyze};
+use crate::facts::{Fact, analyze, analyze_with};
 
 /// The margin between the estimated error of a value and the tolerance it gets.
 ///
@@ -112,4 +112,48 @@ pub fn tolerances(graph: &Graph) -> Vec<(String, Tol)> {
             (o.name.clone(), Tol::from_fact(graph.ty(o.value).dtype, f))
         })
         .collect()
+}
+
+/// Like [`tolerances`], for inputs and parameters that may not come from
+/// [`random_values`](crate::random_values) (a saved or reduced test case): each
+/// source's range is widened to cover its given values (non-finite elements
+/// aside), so values beyond the generator's ranges get proportionate tolerances.
+/// For values drawn by `random_values` the result equals [`tolerances`].
+pub fn tolerances_for_values(graph: &Graph, inputs: &Env, params: &Env) -> Vec<(String, Tol)> {
+    let facts = analyze_with(graph, |id, default| {
+        let name = &graph.node(id).names[0];
+        match inputs.get(name).or_else(|| params.get(name)) {
+            Some(v) => default.union(&value_range(v)),
+            None => default,
+        }
+    });
+    graph
+        .outputs()
+        .iter()
+        .map(|o| {
+            let f = &facts[o.value.node.index()][o.value.result as usize];
+            (o.name.clone(), Tol::from_fact(graph.ty(o.value).dtype, f))
+        })
+        .collect()
+}
+
+/// The exact range of a value's finite elements (booleans as 0 and 1).
+fn value_range(v: &Tensor) -> Fact {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut see = |x: f64| {
+        if x.is_finite() {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    };
+    match v {
+        Value::Float(a) => a.iter().for_each(|&x| see(x as f64)),
+        Value::Int(a) => a.iter().for_each(|&x| see(x as f64)),
+        Value::Bool(a) => a.iter().for_each(|&x| see(x as u8 as f64)),
+    }
+    if lo > hi {
+        Fact::exact(0.0, 0.0)
+    } else {
+        Fact::exact(lo, hi)
+    }
 }

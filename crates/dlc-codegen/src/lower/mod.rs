@@ -126,7 +126,11 @@ impl<'g> Lower<'g> {
                 self.value_buf.insert(v0, src);
             }
             _ if self.fused.contains(&id) => {}
-            op if op.is_elementwise() => elementwise::lower(self, id)?,
+            // Training dropout is elementwise too, but never fused into a consumer
+            // (its mask hashes the element index), so `is_elementwise` excludes it.
+            op if op.is_elementwise() || matches!(op, Op::Dropout { .. }) => {
+                elementwise::lower(self, id)?
+            }
             _ => ops::lower(self, id)?,
         }
         Ok(())

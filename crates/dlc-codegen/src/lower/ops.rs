@@ -101,10 +101,7 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         | Op::GridLstm
         | Op::Attention { .. }
         | Op::MultiHeadAttention { .. } => super::sequence::lower(cx, id),
-        other => Err(CodegenError::Internal(format!(
-            "{} reached the op lowering",
-            other.name()
-        ))),
+        other => Err(CodegenError::Unsupported(other.name())),
     }
 }
 

@@ -246,6 +246,20 @@ pub(crate) fn analyze(g: &Graph) -> Vec<Vec<Fact>> {
     facts
 }
 
+/// Like [`analyze`], with source facts widened by `widen(node, default)`: how
+/// tolerances for given input and parameter values are derived.
+pub(crate) fn analyze_with(g: &Graph, widen: impl Fn(NodeId, Fact) -> Fact) -> Vec<Vec<Fact>> {
+    let mut facts: Vec<Vec<Fact>> = Vec::with_capacity(g.len());
+    for id in g.node_ids() {
+        let mut f = node_facts(g, id, &facts);
+        if g.node(id).op.is_source() {
+            f[0] = widen(id, f[0]);
+        }
+        facts.push(f);
+    }
+    facts
+}
+
 /// The facts of one node given those of all earlier nodes.
 pub(crate) fn node_facts(g: &Graph, id: NodeId, facts: &[Vec<Fact>]) -> Vec<Fact> {
     let node = g.node(id);
