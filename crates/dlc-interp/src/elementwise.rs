@@ -30,6 +30,7 @@ pub(crate) fn unary_scalar<F: Float>(op: UnaryOp, x: F) -> F {
         }
         // max(x, 0) + log(1 + exp(-|x|)): never overflows; NaN stays NaN.
         UnaryOp::Softplus => relu(x) + (-x.abs()).exp().ln_1p(),
+        UnaryOp::Erf => x.erf(),
         // Bool-only; handled before reaching float code.
         UnaryOp::Not => x,
     }

@@ -6,7 +6,8 @@ use dlc_tensor::{Env, Value};
 use crate::array::{OpResult, arg, from_vec};
 use crate::float::Float;
 use crate::{
-    attention, conv, elementwise as ew, linalg, loss, norm, pool, recurrent, reduce, shape,
+    attention, backward, conv, elementwise as ew, linalg, loss, norm, pool, recurrent,
+    recurrent_grad, reduce, shape,
 };
 
 /// Evaluates `node` on its operand values. Sources read `inputs`/`params` (already
@@ -63,6 +64,12 @@ pub(crate) fn eval_node<F: Float>(
         Op::GridLstm => recurrent::grid_lstm(args),
         Op::Attention { causal, scale } => attention::attention(*causal, *scale, args),
         Op::MultiHeadAttention { heads, causal } => attention::multi_head(*heads, *causal, args),
+        Op::ConvWeightGrad { conv, kernel } => backward::conv_weight_grad(conv, kernel, args),
+        Op::PoolGrad(p) => backward::pool_grad(p, a(0)?, a(1)?),
+        Op::GatherGrad { axis, size } => backward::gather_grad(*axis, *size, a(0)?, a(1)?),
+        Op::AttentionGrad { causal, scale } => backward::attention_grad(*causal, *scale, args),
+        Op::RecurrentGrad { cell, sequence } => recurrent_grad::recurrent_grad(*cell, *sequence, args),
+        Op::GridLstmGrad => recurrent_grad::grid_lstm_grad(args),
     }
 }
 

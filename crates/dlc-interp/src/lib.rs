@@ -32,6 +32,7 @@
 
 mod array;
 mod attention;
+mod backward;
 mod conv;
 mod elementwise;
 mod eval;
@@ -41,6 +42,7 @@ mod loss;
 mod norm;
 mod pool;
 mod recurrent;
+mod recurrent_grad;
 mod reduce;
 mod shape;
 

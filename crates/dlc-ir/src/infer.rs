@@ -18,14 +18,14 @@ pub struct TypeError {
 
 type Result<T> = std::result::Result<T, TypeError>;
 
-fn fail<T>(op: &Op, message: impl Into<String>) -> Result<T> {
+pub(crate) fn fail<T>(op: &Op, message: impl Into<String>) -> Result<T> {
     Err(TypeError {
         op: op.name(),
         message: message.into(),
     })
 }
 
-fn sh(s: &[usize]) -> ShapeDisplay<'_> {
+pub(crate) fn sh(s: &[usize]) -> ShapeDisplay<'_> {
     ShapeDisplay(s)
 }
 
@@ -43,7 +43,7 @@ pub fn infer(op: &Op, args: &[TensorType]) -> Result<Vec<TensorType>> {
     Ok(out)
 }
 
-fn arity(op: &Op, args: &[TensorType], lo: usize, hi: usize) -> Result<()> {
+pub(crate) fn arity(op: &Op, args: &[TensorType], lo: usize, hi: usize) -> Result<()> {
     if args.len() < lo || args.len() > hi {
         let want = if lo == hi {
             format!("{lo}")
@@ -55,7 +55,7 @@ fn arity(op: &Op, args: &[TensorType], lo: usize, hi: usize) -> Result<()> {
     Ok(())
 }
 
-fn want_dtype(op: &Op, t: &TensorType, what: &str, dtype: DType) -> Result<()> {
+pub(crate) fn want_dtype(op: &Op, t: &TensorType, what: &str, dtype: DType) -> Result<()> {
     if t.dtype != dtype {
         return fail(
             op,
@@ -65,14 +65,14 @@ fn want_dtype(op: &Op, t: &TensorType, what: &str, dtype: DType) -> Result<()> {
     Ok(())
 }
 
-fn want_f32(op: &Op, args: &[TensorType]) -> Result<()> {
+pub(crate) fn want_f32(op: &Op, args: &[TensorType]) -> Result<()> {
     for (i, t) in args.iter().enumerate() {
         want_dtype(op, t, &format!("operand {}", i + 1), DType::F32)?;
     }
     Ok(())
 }
 
-fn want_shape(op: &Op, t: &TensorType, what: &str, shape: &[usize]) -> Result<()> {
+pub(crate) fn want_shape(op: &Op, t: &TensorType, what: &str, shape: &[usize]) -> Result<()> {
     if t.shape != shape {
         return fail(
             op,
@@ -82,7 +82,7 @@ fn want_shape(op: &Op, t: &TensorType, what: &str, shape: &[usize]) -> Result<()
     Ok(())
 }
 
-fn want_rank(op: &Op, t: &TensorType, what: &str, rank: usize) -> Result<()> {
+pub(crate) fn want_rank(op: &Op, t: &TensorType, what: &str, rank: usize) -> Result<()> {
     if t.rank() != rank {
         return fail(
             op,
@@ -92,7 +92,7 @@ fn want_rank(op: &Op, t: &TensorType, what: &str, rank: usize) -> Result<()> {
     Ok(())
 }
 
-fn infer_unchecked(op: &Op, a: &[TensorType]) -> Result<Vec<TensorType>> {
+pub(crate) fn infer_unchecked(op: &Op, a: &[TensorType]) -> Result<Vec<TensorType>> {
     let one = |dtype: DType, shape: Vec<usize>| Ok(vec![TensorType::new(dtype, shape)]);
     match op {
         Op::Input | Op::Param { .. } | Op::Const { .. } => {
@@ -424,6 +424,12 @@ fn infer_unchecked(op: &Op, a: &[TensorType]) -> Result<Vec<TensorType>> {
         }
         Op::Recurrent { cell, sequence } => recurrent(op, *cell, *sequence, a),
         Op::GridLstm => grid_lstm(op, a),
+        Op::ConvWeightGrad { .. }
+        | Op::PoolGrad(_)
+        | Op::GatherGrad { .. }
+        | Op::RecurrentGrad { .. }
+        | Op::GridLstmGrad
+        | Op::AttentionGrad { .. } => crate::infer_grad::infer(op, a),
         Op::Attention { scale, .. } => {
             arity(op, a, 3, 3)?;
             want_f32(op, a)?;
@@ -686,7 +692,7 @@ fn conv_transpose(op: &Op, c: &ConvTransposeAttrs, a: &[TensorType]) -> Result<V
     Ok(vec![TensorType::f32(out)])
 }
 
-fn pool(op: &Op, p: &PoolAttrs, a: &[TensorType]) -> Result<Vec<TensorType>> {
+pub(crate) fn pool(op: &Op, p: &PoolAttrs, a: &[TensorType]) -> Result<Vec<TensorType>> {
     arity(op, a, 1, 1)?;
     want_f32(op, a)?;
     let sp = p.kernel.len();
@@ -728,7 +734,7 @@ fn pool(op: &Op, p: &PoolAttrs, a: &[TensorType]) -> Result<Vec<TensorType>> {
     Ok(vec![TensorType::f32(out)])
 }
 
-fn recurrent(op: &Op, cell: CellKind, sequence: bool, a: &[TensorType]) -> Result<Vec<TensorType>> {
+pub(crate) fn recurrent(op: &Op, cell: CellKind, sequence: bool, a: &[TensorType]) -> Result<Vec<TensorType>> {
     let states = if cell.has_cell_state() { 2 } else { 1 };
     arity(op, a, 5 + states, 5 + states)?;
     want_f32(op, a)?;
@@ -761,7 +767,7 @@ fn recurrent(op: &Op, cell: CellKind, sequence: bool, a: &[TensorType]) -> Resul
     Ok(out)
 }
 
-fn grid_lstm(op: &Op, a: &[TensorType]) -> Result<Vec<TensorType>> {
+pub(crate) fn grid_lstm(op: &Op, a: &[TensorType]) -> Result<Vec<TensorType>> {
     arity(op, a, 5, 5)?;
     want_f32(op, a)?;
     want_rank(op, &a[0], "the input [H, W, B, F]", 4)?;

@@ -14,6 +14,7 @@
 
 pub mod graph;
 pub mod infer;
+mod infer_grad;
 pub mod init;
 pub mod op;
 pub mod span;

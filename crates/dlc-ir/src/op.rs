@@ -36,11 +36,13 @@ pub enum UnaryOp {
     Softplus,
     /// Logical not (bool only).
     Not,
+    /// The error function `erf(x)` (used by the exact GELU's gradient).
+    Erf,
 }
 
 impl UnaryOp {
     /// Every unary op, in a fixed order (for tables and generators).
-    pub const ALL: [UnaryOp; 13] = [
+    pub const ALL: [UnaryOp; 14] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Relu,
@@ -54,6 +56,7 @@ impl UnaryOp {
         UnaryOp::GeluTanh,
         UnaryOp::Softplus,
         UnaryOp::Not,
+        UnaryOp::Erf,
     ];
 
     /// The op's name in `.ir` text.
@@ -72,6 +75,7 @@ impl UnaryOp {
             UnaryOp::GeluTanh => "gelu_tanh",
             UnaryOp::Softplus => "softplus",
             UnaryOp::Not => "not",
+            UnaryOp::Erf => "erf",
         }
     }
 }
@@ -486,6 +490,51 @@ pub enum Op {
         /// Causal mask.
         causal: bool,
     },
+    /// The gradient of a convolution w.r.t. its weight; operands `x [N, C, *spatial]`
+    /// and `dy [N, O, *out]` (`out` at most the convolution's output extent).
+    ///
+    /// `dw[o, c, u] = Σ_{n,p} dy[n, o, p] · x[n, g(o)·C/groups + c, p·stride + u·dilation − pad]`,
+    /// result `[O, C/groups, *kernel]`. Also the weight gradient of a transposed
+    /// convolution, with the roles of `x` and `dy` exchanged.
+    ConvWeightGrad {
+        /// The convolution's attributes.
+        conv: ConvAttrs,
+        /// The kernel's spatial extent.
+        kernel: Vec<usize>,
+    },
+    /// The gradient of pooling w.r.t. its input; operands `x`, `dy` (shaped like the
+    /// pooling's result) → `dx` shaped like `x`. Max pooling routes each `dy` to the
+    /// first maximum of its window; average pooling spreads it over the window.
+    PoolGrad(PoolAttrs),
+    /// The gradient of `gather` w.r.t. its data (a scatter-add); operands
+    /// `dy, indices` → `dx` with `size` entries along `axis`, summing repeated indices.
+    GatherGrad {
+        /// The gathered axis.
+        axis: usize,
+        /// The size of that axis in the gathered tensor.
+        size: usize,
+    },
+    /// Backpropagation through a recurrent layer (through time for sequences).
+    ///
+    /// Operands: the forward operands `x, h0, [c0,] w_ih, w_hh, b_ih, b_hh`, then the
+    /// gradients of the forward results (`dy` for sequences, `dh_n`, `dc_n` for the
+    /// LSTM). Results: the gradients of the forward operands, in order.
+    RecurrentGrad {
+        /// Which cell.
+        cell: CellKind,
+        /// Whole sequence (true) or a single step (false).
+        sequence: bool,
+    },
+    /// Backpropagation through the grid LSTM; operands `x, w1, b1, w2, b2`, then the
+    /// gradients of its five results; results the gradients of `x, w1, b1, w2, b2`.
+    GridLstmGrad,
+    /// The gradient of attention; operands `q, k, v, dout` → `dq, dk, dv`.
+    AttentionGrad {
+        /// Query `i` attends key `j` only when `j <= i`.
+        causal: bool,
+        /// Score scale.
+        scale: f64,
+    },
 }
 
 /// The data of a [`Op::Const`] node, row-major.
@@ -543,11 +592,12 @@ impl Op {
             Op::Conv(_) => "conv2d",
             Op::ConvTranspose(c) if c.stride.len() == 1 => "conv_transpose1d",
             Op::ConvTranspose(_) => "conv_transpose2d",
-            Op::Pool(PoolAttrs {
-                kind: PoolKind::Max,
-                ..
-            }) => "max_pool2d",
-            Op::Pool(_) => "avg_pool2d",
+            Op::Pool(p) => match (p.kind, p.kernel.len()) {
+                (PoolKind::Max, 1) => "max_pool1d",
+                (PoolKind::Max, _) => "max_pool2d",
+                (_, 1) => "avg_pool1d",
+                _ => "avg_pool2d",
+            },
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Reduce { kind, .. } => kind.name(),
             Op::ArgMax { .. } => "argmax",
@@ -576,6 +626,24 @@ impl Op {
             Op::GridLstm => "grid_lstm",
             Op::Attention { .. } => "attention",
             Op::MultiHeadAttention { .. } => "multihead_attention",
+            Op::ConvWeightGrad { conv, .. } if conv.stride.len() == 1 => "conv1d_weight_grad",
+            Op::ConvWeightGrad { .. } => "conv2d_weight_grad",
+            Op::PoolGrad(PoolAttrs {
+                kind: PoolKind::Max,
+                ..
+            }) => "max_pool2d_grad",
+            Op::PoolGrad(_) => "avg_pool2d_grad",
+            Op::GatherGrad { .. } => "gather_grad",
+            Op::RecurrentGrad { cell, sequence } => match (cell, sequence) {
+                (CellKind::Rnn, true) => "rnn_grad",
+                (CellKind::Lstm, true) => "lstm_grad",
+                (CellKind::Gru, true) => "gru_grad",
+                (CellKind::Rnn, false) => "rnn_cell_grad",
+                (CellKind::Lstm, false) => "lstm_cell_grad",
+                (CellKind::Gru, false) => "gru_cell_grad",
+            },
+            Op::GridLstmGrad => "grid_lstm_grad",
+            Op::AttentionGrad { .. } => "attention_grad",
         }
     }
 

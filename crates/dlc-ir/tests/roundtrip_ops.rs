@@ -94,9 +94,15 @@ fn variant(op: &Op) -> &'static str {
         Op::GridLstm => "GridLstm",
         Op::Attention { .. } => "Attention",
         Op::MultiHeadAttention { .. } => "MultiHeadAttention",
+        Op::ConvWeightGrad { .. } => "ConvWeightGrad",
+        Op::PoolGrad(_) => "PoolGrad",
+        Op::GatherGrad { .. } => "GatherGrad",
+        Op::RecurrentGrad { .. } => "RecurrentGrad",
+        Op::GridLstmGrad => "GridLstmGrad",
+        Op::AttentionGrad { .. } => "AttentionGrad",
     }
 }
-const VARIANTS: usize = 35;
+const VARIANTS: usize = 41;
 
 fn cases() -> Vec<(Op, Vec<TensorType>)> {
     let mut v: Vec<(Op, Vec<TensorType>)> = Vec::new();
@@ -552,7 +558,118 @@ fn cases() -> Vec<(Op, Vec<TensorType>)> {
             ],
         ),
     ]);
+    v.extend(backward_cases());
     v
+}
+
+/// The backward ops, with non-default attributes.
+fn backward_cases() -> Vec<(Op, Vec<TensorType>)> {
+    let wgrad = |stride: Vec<usize>, padding, kernel: Vec<usize>, groups| Op::ConvWeightGrad {
+        conv: ConvAttrs {
+            dilation: vec![1; stride.len()],
+            stride,
+            padding,
+            groups,
+        },
+        kernel,
+    };
+    let pool = |kind, k: usize, s: usize, p: (usize, usize)| {
+        Op::PoolGrad(PoolAttrs {
+            kind,
+            kernel: vec![k, k],
+            stride: vec![s, s],
+            padding: vec![p, p],
+        })
+    };
+    let rgrad = |cell, sequence| Op::RecurrentGrad { cell, sequence };
+    vec![
+        (
+            wgrad(vec![2, 1], vec![(1, 1), (0, 2)], vec![3, 2], 2),
+            vec![f(&[2, 4, 7, 5]), f(&[2, 6, 3, 6])],
+        ),
+        (
+            wgrad(vec![1], vec![(2, 0)], vec![3], 1),
+            vec![f(&[2, 3, 9]), f(&[2, 5, 9])],
+        ),
+        (
+            pool(PoolKind::Max, 3, 2, (1, 1)),
+            vec![f(&[2, 3, 7, 7]), f(&[2, 3, 4, 4])],
+        ),
+        (
+            pool(
+                PoolKind::Avg {
+                    count_include_pad: false,
+                },
+                2,
+                1,
+                (1, 0),
+            ),
+            vec![f(&[1, 2, 4, 4]), f(&[1, 2, 4, 4])],
+        ),
+        (
+            Op::PoolGrad(PoolAttrs {
+                kind: PoolKind::Max,
+                kernel: vec![2],
+                stride: vec![2],
+                padding: vec![(0, 0)],
+            }),
+            vec![f(&[1, 2, 6]), f(&[1, 2, 3])],
+        ),
+        (
+            Op::GatherGrad { axis: 1, size: 7 },
+            vec![f(&[2, 3, 4, 5]), i(&[3, 4])],
+        ),
+        (Op::GatherGrad { axis: 0, size: 9 }, vec![f(&[5, 4]), i(&[5])]),
+        (
+            rgrad(CellKind::Lstm, true),
+            vec![
+                f(&[5, 2, 3]),
+                f(&[2, 4]),
+                f(&[2, 4]),
+                f(&[16, 3]),
+                f(&[16, 4]),
+                f(&[16]),
+                f(&[16]),
+                f(&[5, 2, 4]),
+                f(&[2, 4]),
+                f(&[2, 4]),
+            ],
+        ),
+        (
+            rgrad(CellKind::Gru, false),
+            vec![
+                f(&[2, 3]),
+                f(&[2, 4]),
+                f(&[12, 3]),
+                f(&[12, 4]),
+                f(&[12]),
+                f(&[12]),
+                f(&[2, 4]),
+            ],
+        ),
+        (
+            Op::GridLstmGrad,
+            vec![
+                f(&[2, 3, 2, 5]),
+                f(&[13, 16]),
+                f(&[16]),
+                f(&[13, 16]),
+                f(&[16]),
+                f(&[2, 3, 2, 8]),
+                f(&[3, 2, 4]),
+                f(&[3, 2, 4]),
+                f(&[2, 2, 4]),
+                f(&[2, 2, 4]),
+            ],
+        ),
+        (
+            Op::AttentionGrad {
+                causal: true,
+                scale: 0.3,
+            },
+            vec![f(&[2, 4, 8]), f(&[2, 6, 8]), f(&[2, 6, 3]), f(&[2, 4, 3])],
+        ),
+    ]
 }
 
 #[test]

@@ -41,11 +41,15 @@ pub enum Family {
     GridLstm,
     /// Scaled dot-product attention (causal or not) and multi-head attention.
     Attention,
+    /// The backward ops autodiff emits: convolution weight gradients, pooling and
+    /// gather gradients, backpropagation through recurrent layers, the grid LSTM
+    /// and attention.
+    Backward,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::Elementwise,
         Family::MatMul,
         Family::Conv,
@@ -61,6 +65,7 @@ impl Family {
         Family::Recurrent,
         Family::GridLstm,
         Family::Attention,
+        Family::Backward,
     ];
 
     /// The family's name as used on the command line (`dlc fuzz --ops conv,pool`).
@@ -81,6 +86,7 @@ impl Family {
             Family::Recurrent => "recurrent",
             Family::GridLstm => "grid_lstm",
             Family::Attention => "attention",
+            Family::Backward => "backward",
         }
     }
 
@@ -118,6 +124,12 @@ impl Family {
             Op::Recurrent { .. } => Family::Recurrent,
             Op::GridLstm => Family::GridLstm,
             Op::Attention { .. } | Op::MultiHeadAttention { .. } => Family::Attention,
+            Op::ConvWeightGrad { .. }
+            | Op::PoolGrad(_)
+            | Op::GatherGrad { .. }
+            | Op::RecurrentGrad { .. }
+            | Op::GridLstmGrad
+            | Op::AttentionGrad { .. } => Family::Backward,
         })
     }
 }

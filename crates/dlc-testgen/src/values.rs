@@ -42,6 +42,7 @@ fn index_limit_depth(g: &Graph, v: ValueId, depth: usize) -> Option<usize> {
             (Op::Gather { axis }, 1) => Some(shape(0)[*axis]),
             (Op::OneHot { depth }, 0) => Some(*depth),
             (Op::CrossEntropy, 1) => Some(shape(0)[1]),
+            (Op::GatherGrad { size, .. }, 1) => Some(*size),
             (
                 Op::Reshape { .. }
                 | Op::Transpose { .. }

@@ -49,9 +49,15 @@ fn variant(op: &Op) -> usize {
         Op::GridLstm => 32,
         Op::Attention { .. } => 33,
         Op::MultiHeadAttention { .. } => 34,
+        Op::ConvWeightGrad { .. } => 35,
+        Op::PoolGrad(_) => 36,
+        Op::GatherGrad { .. } => 37,
+        Op::RecurrentGrad { .. } => 38,
+        Op::GridLstmGrad => 39,
+        Op::AttentionGrad { .. } => 40,
     }
 }
-const VARIANTS: usize = 35;
+const VARIANTS: usize = 41;
 
 fn ops(g: &Graph) -> impl Iterator<Item = &Op> {
     g.node_ids().map(|id| &g.node(id).op)

@@ -248,6 +248,7 @@ fn unary(kb: &mut KernelBuilder, l: Lanes, op: UnaryOp, x: Value, dt: DType) -> 
         UnaryOp::GeluErf => kb.gelu_erf(l, x),
         UnaryOp::GeluTanh => kb.gelu_tanh(l, x),
         UnaryOp::Softplus => kb.softplus(l, x),
+        UnaryOp::Erf => kb.erf(l, x),
         UnaryOp::Not => {
             debug_assert_eq!(dt, DType::Bool);
             if l.vector {

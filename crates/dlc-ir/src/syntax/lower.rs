@@ -257,6 +257,41 @@ pub(super) fn lower(
             heads: cx.check(at.size("heads", span))?,
             causal: at.bool("causal"),
         },
+        "conv1d_weight_grad" | "conv2d_weight_grad" => {
+            let n = if name == "conv1d_weight_grad" { 1 } else { 2 };
+            cx.check(super::lower_grad::conv_weight_grad(at, n, span))?
+        }
+        "max_pool1d_grad" | "max_pool2d_grad" | "avg_pool1d_grad" | "avg_pool2d_grad" => {
+            cx.check(super::lower_grad::pool_grad(at, name, spec, span))?
+        }
+        "gather_grad" => Op::GatherGrad {
+            axis: {
+                let rank = rank0 + 1 - cx.g.ty(args[1]).rank().min(rank0 + 1);
+                cx.check(at.axis("axis", rank.max(1)).map_err(|d| d.at(span)))?
+            },
+            size: cx.check(at.size("size", span))?,
+        },
+        "rnn_grad" | "lstm_grad" | "gru_grad" | "rnn_cell_grad" | "lstm_cell_grad"
+        | "gru_cell_grad" => Op::RecurrentGrad {
+            cell: match &name[..3] {
+                "rnn" => CellKind::Rnn,
+                "lst" => CellKind::Lstm,
+                _ => CellKind::Gru,
+            },
+            sequence: !name.contains("_cell"),
+        },
+        "grid_lstm_grad" => Op::GridLstmGrad,
+        "attention_grad" => {
+            let e = shape(cx, 0).last().copied().unwrap_or(1);
+            let scale = match at.get("scale") {
+                Some(_) => cx.check(at.float("scale"))?,
+                None => default_attention_scale(e),
+            };
+            Op::AttentionGrad {
+                causal: at.bool("causal"),
+                scale,
+            }
+        }
         _ => {
             if let Some(u) = UnaryOp::ALL.iter().find(|u| u.name() == name) {
                 Op::Unary(*u)

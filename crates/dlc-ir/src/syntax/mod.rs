@@ -20,6 +20,7 @@ pub mod elaborate;
 pub mod format;
 pub mod lexer;
 mod lower;
+mod lower_grad;
 pub mod parser;
 pub mod printer;
 pub mod table;

@@ -135,6 +135,12 @@ pub fn surface_name(op: &Op) -> &'static str {
             (_, 1) => "avg_pool1d",
             _ => "avg_pool2d",
         },
+        Op::PoolGrad(p) => match (p.kind, p.kernel.len()) {
+            (PoolKind::Max, 1) => "max_pool1d_grad",
+            (PoolKind::Max, _) => "max_pool2d_grad",
+            (_, 1) => "avg_pool1d_grad",
+            _ => "avg_pool2d_grad",
+        },
         op => op.name(),
     }
 }
@@ -187,7 +193,7 @@ fn attrs(op: &Op, inputs: &[&TensorType]) -> Vec<String> {
                 out.push(format!("groups={}", c.groups));
             }
         }
-        Op::Pool(p) => {
+        Op::Pool(p) | Op::PoolGrad(p) => {
             out.push(format!("kernel={}", sizes_str(&p.kernel)));
             if p.stride != p.kernel {
                 out.push(format!("stride={}", sizes_str(&p.stride)));
@@ -264,6 +270,31 @@ fn attrs(op: &Op, inputs: &[&TensorType]) -> Vec<String> {
             flag("training", *training);
         }
         Op::Attention { causal, scale } => {
+            flag("causal", *causal);
+            let e = inputs
+                .first()
+                .and_then(|t| t.shape.last().copied())
+                .unwrap_or(1);
+            if scale.to_bits() != default_attention_scale(e).to_bits() {
+                out.push(format!("scale={}", float_str(*scale)));
+            }
+        }
+        Op::ConvWeightGrad { conv: c, kernel } => {
+            out.push(format!("kernel={}", sizes_str(kernel)));
+            push_sizes(&mut out, "stride", &c.stride, 1);
+            push_padding(&mut out, &c.padding);
+            push_sizes(&mut out, "dilation", &c.dilation, 1);
+            if c.groups != 1 {
+                out.push(format!("groups={}", c.groups));
+            }
+        }
+        Op::GatherGrad { axis, size } => {
+            if *axis != 0 {
+                out.push(format!("axis={axis}"));
+            }
+            out.push(format!("size={size}"));
+        }
+        Op::AttentionGrad { causal, scale } => {
             flag("causal", *causal);
             let e = inputs
                 .first()

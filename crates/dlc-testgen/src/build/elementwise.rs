@@ -7,7 +7,7 @@ use dlc_ir::{BinaryOp as B, ConstValue, DType, Op, UnaryOp as U, ValueId};
 
 use super::Builder;
 
-const F32_UNARY: [U; 12] = [
+const F32_UNARY: [U; 13] = [
     U::Neg,
     U::Abs,
     U::Relu,
@@ -20,6 +20,7 @@ const F32_UNARY: [U; 12] = [
     U::GeluErf,
     U::GeluTanh,
     U::Softplus,
+    U::Erf,
 ];
 
 impl Builder {

@@ -2,6 +2,7 @@
 //! selection (chains, reuse, fresh sources), domain and magnitude guards, and one
 //! module of main-op generators per family group.
 
+mod backward;
 mod elementwise;
 mod index;
 mod layout;
@@ -115,6 +116,7 @@ impl Builder {
             Family::Recurrent => self.recurrent(),
             Family::GridLstm => self.grid_lstm(),
             Family::Attention => self.attention(),
+            Family::Backward => self.backward(),
         }
     }
 

@@ -37,6 +37,16 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// `erf(x)` within 1.5e-7 (Abramowitz and Stegun 7.1.26), for ranges.
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let y = 1.0 - poly * exp(-x * x);
+    if x < 0.0 { -y } else { y }
+}
+
 fn softplus(x: f64) -> f64 {
     x.max(0.0) + ln_1p(exp(-x.abs()))
 }
@@ -106,6 +116,7 @@ pub(crate) fn unary(u: UnaryOp, x: &Fact) -> Fact {
             let hi = a.max(b).max(0.0) * 1.001;
             smooth(x, (lo, hi), 1.13, ULP_COMPOSITE * EPS * floor1(x.m()))
         }
+        UnaryOp::Erf => smooth(x, x.map_up(erf), 1.13, ULP_TRANSC * EPS),
         UnaryOp::Softplus => {
             let (lo, hi) = x.map_up(softplus);
             smooth(x, (lo, hi), 1.0, ULP_COMPOSITE * EPS * floor1(hi))

@@ -13,6 +13,7 @@
 
 mod detmath;
 mod elementwise;
+mod grad;
 mod layers;
 mod seq;
 
@@ -201,6 +202,7 @@ pub(crate) fn op_facts(
         }),
         _ => layers::op_facts(op, args, tys, out)
             .or_else(|| seq::op_facts(op, args, tys, out))
+            .or_else(|| grad::op_facts(op, args, tys, out))
             .expect("every op has a facts rule"),
     }
 }
