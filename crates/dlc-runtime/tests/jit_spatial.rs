@@ -396,3 +396,79 @@ fn pool_cases() {
         pool(&[2, 1, 9, 70], kind, &[3, 3], &[3, 3], &[(1, 1), (1, 1)]);
     }
 }
+
+/// Overwrites elements (flat indices) of the input or parameter `name`.
+fn poke(case: &mut Case, name: &str, values: &[(usize, f32)]) {
+    let env = if name == "x" {
+        &mut case.inputs
+    } else {
+        &mut case.params
+    };
+    let Some(dlc_tensor::Value::Float(a)) = env.get_mut(name) else {
+        panic!("no float value `{name}`");
+    };
+    let data = a.as_slice_mut().expect("standard layout");
+    for &(i, v) in values {
+        data[i] = v;
+    }
+}
+
+/// NaN propagates through max and average pooling, infinities win or poison
+/// the average, and padding never wins a max (an all-negative window stays negative).
+#[test]
+fn pool_special_values() {
+    let specials = [
+        (0, f32::NAN),
+        (23, f32::INFINITY),
+        (24, f32::NEG_INFINITY),
+        (50, -0.0),
+        (77, f32::NAN),
+        (130, f32::NEG_INFINITY),
+        (131, f32::NEG_INFINITY),
+        (152, f32::NEG_INFINITY),
+        (153, f32::NEG_INFINITY),
+    ];
+    for kind in [PoolKind::Max, AVG_IN, AVG_EX] {
+        for (kernel, stride, pad) in [(2, 2, 0), (3, 1, 1), (3, 2, 1)] {
+            let attrs = PoolAttrs {
+                kind,
+                kernel: vec![kernel, kernel],
+                stride: vec![stride, stride],
+                padding: vec![(pad, pad), (pad, pad)],
+            };
+            let mut c = case(Op::Pool(attrs), &[1, 2, 11, 21], &[], 17);
+            poke(&mut c, "x", &specials);
+            check_both(&c);
+        }
+    }
+}
+
+/// Kernel taps that fall into the padding are skipped, not multiplied by zero:
+/// an infinite weight poisons only the outputs whose tap reads real input.
+#[test]
+fn conv_padding_taps_are_skipped() {
+    let attrs = ConvAttrs {
+        stride: vec![1, 1],
+        padding: vec![(1, 1), (1, 1)],
+        dilation: vec![1, 1],
+        groups: 1,
+    };
+    let mut c = case(Op::Conv(attrs), &[1, 2, 9, 14], &[&[3, 2, 3, 3]], 19);
+    poke(&mut c, "w", &[(0, f32::INFINITY), (17, f32::NEG_INFINITY)]);
+    check_both(&c);
+    let attrs = ConvTransposeAttrs {
+        stride: vec![2, 2],
+        padding: vec![(1, 1), (1, 1)],
+        output_padding: vec![1, 1],
+        dilation: vec![1, 1],
+        groups: 1,
+    };
+    let mut c = case(
+        Op::ConvTranspose(attrs),
+        &[1, 2, 6, 9],
+        &[&[2, 3, 3, 3]],
+        23,
+    );
+    poke(&mut c, "w", &[(0, f32::INFINITY), (26, f32::NEG_INFINITY)]);
+    check_both(&c);
+}
