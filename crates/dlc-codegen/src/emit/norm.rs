@@ -77,8 +77,8 @@ fn layer_norm(kb: &mut KernelBuilder, len: usize, eps: f32) {
             let r = kb.b.ins().smin(r, last);
             kb.b.ins().imul_imm_s(r, len as i64)
         };
-        // Squared deviations of the row at `dev_base` (mean from `dev_sum`) and
-        // the sum of the row at `sum_base`, with `side` run at each position.
+        // The squared deviations of the row `dev = (offset, sum)` and the sum
+        // of the row at offset `next`, with `side` run at each position.
         let step = |kb: &mut KernelBuilder, dev: (Value, Value), next: Value, side: Body| {
             let mean = stats::mean_of(kb, dev.1, len);
             let m2: Elem = &|kb, l, at| stats::deviation(kb, l, at, 0, dev.0, mean);

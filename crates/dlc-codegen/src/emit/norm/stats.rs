@@ -33,17 +33,6 @@ pub fn row_sum(kb: &mut KernelBuilder, arg: usize, base: Value, len: usize) -> V
 /// elements of argument `arg` from `base`, in two passes.
 fn chunk_stats(kb: &mut KernelBuilder, arg: usize, base: Value, len: usize) -> (Value, Value) {
     let sum = row_sum(kb, arg, base, len);
-    chunk_stats_from_sum(kb, arg, base, len, sum)
-}
-
-/// [`chunk_stats`] when the first pass (the sum) is done.
-fn chunk_stats_from_sum(
-    kb: &mut KernelBuilder,
-    arg: usize,
-    base: Value,
-    len: usize,
-    sum: Value,
-) -> (Value, Value) {
     let mean = mean_of(kb, sum, len);
     let m2 = fold(kb, len, Fold::SumSquares, &|kb, l, at| {
         deviation(kb, l, at, arg, base, mean)
