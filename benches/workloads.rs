@@ -22,16 +22,8 @@ fn gemm(id: &'static str, m: usize, n: usize, k: usize) -> Workload {
     }
 }
 
-fn conv(
-    id: &'static str,
-    n: usize,
-    c: usize,
-    hw: usize,
-    k: usize,
-    ks: usize,
-    pad: usize,
-    stride: usize,
-) -> Workload {
+/// A conv2d workload: input `[n, c, hw, hw]`, `k` filters of `ks`x`ks`.
+fn conv(id: &'static str, [n, c, hw]: [usize; 3], [k, ks, pad, stride]: [usize; 4]) -> Workload {
     let o = (hw + 2 * pad - ks) / stride + 1;
     Workload {
         id,
@@ -49,9 +41,9 @@ fn workloads() -> Vec<Workload> {
         gemm("W1c", 1024, 1024, 1024),
         gemm("W1d", 1, 1024, 1024),
         gemm("W1e", 32, 4096, 1024),
-        conv("W2a", 1, 64, 56, 64, 3, 1, 1),
-        conv("W2b", 64, 1, 28, 6, 5, 0, 1),
-        conv("W2c", 1, 3, 224, 64, 7, 3, 2),
+        conv("W2a", [1, 64, 56], [64, 3, 1, 1]),
+        conv("W2b", [64, 1, 28], [6, 5, 0, 1]),
+        conv("W2c", [1, 3, 224], [64, 7, 3, 2]),
         Workload {
             id: "W2d",
             source: "model pool {\n  input x: f32[1, 64, 56, 56]\n  y = max_pool2d(x, kernel=2)\n  output y\n}\n".into(),

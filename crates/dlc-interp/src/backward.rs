@@ -183,8 +183,8 @@ pub(crate) fn attention_grad<F: Float>(
         .collect::<Result<_, _>>()?;
     let scale = c::<F>(scale);
     let (mut dq, mut dk, mut dv) = (Vec::new(), Vec::new(), Vec::new());
-    for b in 0..mats[0].len() {
-        let (q, k, v, d_o) = (&mats[0][b], &mats[1][b], &mats[2][b], &mats[3][b]);
+    let batches = mats[0].iter().zip(&mats[1]).zip(&mats[2]).zip(&mats[3]);
+    for (((q, k), v), d_o) in batches {
         let (l, s_len) = (q.nrows(), k.nrows());
         let mut gq = Array2::<F>::zeros(q.raw_dim());
         let mut gk = Array2::<F>::zeros(k.raw_dim());

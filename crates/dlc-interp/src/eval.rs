@@ -68,7 +68,9 @@ pub(crate) fn eval_node<F: Float>(
         Op::PoolGrad(p) => backward::pool_grad(p, a(0)?, a(1)?),
         Op::GatherGrad { axis, size } => backward::gather_grad(*axis, *size, a(0)?, a(1)?),
         Op::AttentionGrad { causal, scale } => backward::attention_grad(*causal, *scale, args),
-        Op::RecurrentGrad { cell, sequence } => recurrent_grad::recurrent_grad(*cell, *sequence, args),
+        Op::RecurrentGrad { cell, sequence } => {
+            recurrent_grad::recurrent_grad(*cell, *sequence, args)
+        }
         Op::GridLstmGrad => recurrent_grad::grid_lstm_grad(args),
     }
 }

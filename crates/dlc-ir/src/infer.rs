@@ -734,7 +734,12 @@ pub(crate) fn pool(op: &Op, p: &PoolAttrs, a: &[TensorType]) -> Result<Vec<Tenso
     Ok(vec![TensorType::f32(out)])
 }
 
-pub(crate) fn recurrent(op: &Op, cell: CellKind, sequence: bool, a: &[TensorType]) -> Result<Vec<TensorType>> {
+pub(crate) fn recurrent(
+    op: &Op,
+    cell: CellKind,
+    sequence: bool,
+    a: &[TensorType],
+) -> Result<Vec<TensorType>> {
     let states = if cell.has_cell_state() { 2 } else { 1 };
     arity(op, a, 5 + states, 5 + states)?;
     want_f32(op, a)?;

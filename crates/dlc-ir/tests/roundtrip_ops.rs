@@ -619,7 +619,10 @@ fn backward_cases() -> Vec<(Op, Vec<TensorType>)> {
             Op::GatherGrad { axis: 1, size: 7 },
             vec![f(&[2, 3, 4, 5]), i(&[3, 4])],
         ),
-        (Op::GatherGrad { axis: 0, size: 9 }, vec![f(&[5, 4]), i(&[5])]),
+        (
+            Op::GatherGrad { axis: 0, size: 9 },
+            vec![f(&[5, 4]), i(&[5])],
+        ),
         (
             rgrad(CellKind::Lstm, true),
             vec![

@@ -7,7 +7,7 @@
 mod common;
 
 #[path = "../../../tests/common/reference.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod reference;
 
 use std::path::Path;

@@ -9,6 +9,7 @@ use common::check;
 use dlc_ir::{
     ConvAttrs, ConvTransposeAttrs, Graph, Init, Op, PoolAttrs, PoolKind, TensorType, ValueId,
 };
+use dlc_runtime::{CompiledModel, RuntimeOptions, Threading};
 use dlc_testgen::{Case, Family, GenConfig, random_values};
 use proptest::prelude::*;
 
@@ -38,6 +39,30 @@ family_test!(
     Family::ConvTranspose
 );
 family_test!(random_pool, random_pool_checked, Family::Pool);
+
+/// Runs a case with kernels split over `threads` threads whatever their size.
+fn run_threaded(case: &Case, threads: usize) -> dlc_tensor::Env {
+    let opts = RuntimeOptions {
+        threading: Threading {
+            threads,
+            min_split_us: 0.0,
+        },
+        ..RuntimeOptions::default()
+    };
+    let model = CompiledModel::new(&case.graph, &case.params, &opts).expect("compiles");
+    model.run(&case.inputs).expect("runs")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Each parallel index owns its outputs, so split runs are bit-identical.
+    #[test]
+    fn threaded_runs_are_bit_identical(case in dlc_testgen::arb_case(GenConfig::default().with_families(&[
+        Family::Conv, Family::ConvTranspose, Family::Pool,
+    ]))) {
+        prop_assert_eq!(run_threaded(&case, 1), run_threaded(&case, 3));
+    }
+}
 
 /// A one-op case: input `x`, parameters `w` (and `b`) for the op's other operands.
 fn case(op: Op, x: &[usize], params: &[&[usize]], seed: u64) -> Case {

@@ -263,8 +263,7 @@ fn unary(kb: &mut KernelBuilder, l: Lanes, op: UnaryOp, x: Value, dt: DType) -> 
 fn binary(kb: &mut KernelBuilder, l: Lanes, op: BinaryOp, a: Value, b: Value, dt: DType) -> Value {
     use BinaryOp as B;
     if let Some(cc) = float_cc(op).filter(|_| dt == DType::F32) {
-        let m = kb.fcmp(cc, a, b);
-        return if l.vector { m } else { m };
+        return kb.fcmp(cc, a, b);
     }
     match (dt, op) {
         (DType::F32, B::Add) => kb.b.ins().fadd(a, b),
@@ -281,8 +280,7 @@ fn binary(kb: &mut KernelBuilder, l: Lanes, op: BinaryOp, a: Value, b: Value, dt
         (DType::I64, B::Minimum) => kb.b.ins().smin(a, b),
         (DType::I64 | DType::Bool, _) if int_cc(op).is_some() => {
             let cc = int_cc(op).unwrap();
-            let c = kb.b.ins().icmp(cc, a, b);
-            if l.vector { c } else { c }
+            kb.b.ins().icmp(cc, a, b)
         }
         (DType::Bool, B::And) => kb.b.ins().band(a, b),
         (DType::Bool, B::Or) => kb.b.ins().bor(a, b),

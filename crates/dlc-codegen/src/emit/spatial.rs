@@ -164,6 +164,20 @@ impl Phase {
     }
 }
 
+/// The rows `lo..hi` of run `chunk` (a run-time value) when `count` rows are
+/// split into `chunks` runs: `chunk·count/chunks .. (chunk+1)·count/chunks`.
+fn row_run(kb: &mut KernelBuilder, count: usize, chunks: usize, chunk: Value) -> (Value, Value) {
+    if chunks == 1 {
+        return (kb.int(0), kb.int(count as i64));
+    }
+    let lo = kb.b.ins().imul_imm_s(chunk, count as i64);
+    let lo = kb.b.ins().udiv_imm_u(lo, chunks as i64);
+    let hi = kb.b.ins().iadd_imm_s(chunk, 1);
+    let hi = kb.b.ins().imul_imm_s(hi, count as i64);
+    let hi = kb.b.ins().udiv_imm_u(hi, chunks as i64);
+    (lo, hi)
+}
+
 /// The taps of a row: a compile-time range when every row of the phase has the
 /// same one, else run-time bounds.
 #[derive(Clone, Copy)]

@@ -3,6 +3,11 @@
 //! Layouts are NCHW and every kernel is 2-D: a 1-D op has height 1 (input,
 //! output and kernel height 1, stride and dilation 1, no padding). Spatial
 //! attributes are `[height, width]` pairs.
+//!
+//! Each parallel index owns a disjoint set of output elements: one run of
+//! output rows of one plane (pooling) or of one block of output channels of one
+//! image (convolutions). A transposed convolution splits each of its row phases
+//! (rows `r, r + stride, ...`) into the same number of runs.
 
 use dlc_ir::PoolKind;
 
@@ -25,9 +30,11 @@ pub enum SpatialOp {
         c_out: usize,
         /// Channel groups (dividing both channel counts).
         groups: usize,
-        /// Output channels computed together (dividing `c_out / groups`); the
-        /// parallel loop runs over the `n · c_out / oc_block` channel blocks.
+        /// Output channels computed together (dividing `c_out / groups`).
         oc_block: usize,
+        /// Runs the output rows are split into; the parallel loop runs over the
+        /// `n · c_out / oc_block · row_chunks` (image, channel block, run) triples.
+        row_chunks: usize,
         /// Input height and width.
         input: [usize; 2],
         /// Output height and width.
@@ -53,6 +60,9 @@ pub enum SpatialOp {
         kind: PoolKind,
         /// Number of independent planes.
         planes: usize,
+        /// Runs the output rows are split into; the parallel loop runs over the
+        /// `planes · row_chunks` (plane, run) pairs.
+        row_chunks: usize,
         /// Input height and width.
         input: [usize; 2],
         /// Output height and width.

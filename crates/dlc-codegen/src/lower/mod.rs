@@ -67,16 +67,15 @@ pub(crate) fn collapse_dims(
     let mut merged: Vec<(usize, Vec<usize>)> = Vec::new();
     for d in (0..shape.len()).filter(|&d| shape[d] != 1) {
         let s: Vec<usize> = accesses.iter().map(|a| a[d]).collect();
-        if let Some((psize, ps)) = merged.last_mut() {
-            if ps
+        if let Some((psize, ps)) = merged.last_mut()
+            && ps
                 .iter()
                 .zip(&s)
                 .all(|(&outer, &inner)| outer == inner * shape[d])
-            {
-                *psize *= shape[d];
-                *ps = s;
-                continue;
-            }
+        {
+            *psize *= shape[d];
+            *ps = s;
+            continue;
         }
         merged.push((shape[d], s));
     }

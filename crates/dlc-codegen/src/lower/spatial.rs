@@ -29,9 +29,11 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
             let planes = x.shape[0] * x.shape[1];
             let (input, output) = (spatial(&x.shape), spatial(&out.shape));
             let kernel = pair(&p.kernel);
+            let row_chunks = row_chunks(planes, output[0]);
             let op = SpatialOp::Pool {
                 kind: p.kind,
                 planes,
+                row_chunks,
                 input,
                 output,
                 kernel,
@@ -39,7 +41,8 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
                 pad: pad(&p.padding),
             };
             let window = kernel[0] * kernel[1];
-            push(cx, id, "pool", op, planes, (out.numel() * window) as f64);
+            let parallel = planes * row_chunks;
+            push(cx, id, "pool", op, parallel, (out.numel() * window) as f64);
             Ok(())
         }
         other => Err(CodegenError::Internal(format!(
@@ -82,6 +85,15 @@ fn oc_block(per_group: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// Parallel units worth having: enough for a few threads with some balance.
+const PARALLEL_UNITS: usize = 16;
+
+/// Runs to split `rows` output rows into when there are `units` planes or
+/// channel blocks: one, unless that leaves fewer than [`PARALLEL_UNITS`].
+fn row_chunks(units: usize, rows: usize) -> usize {
+    PARALLEL_UNITS.div_ceil(units).clamp(1, rows.max(1))
+}
+
 type ConvAttrs = ([usize; 2], [usize; 2], [usize; 2]);
 
 fn conv(
@@ -98,14 +110,24 @@ fn conv(
     let (n, c_in, c_out) = (x.shape[0], x.shape[1], out.shape[1]);
     let kernel = spatial(&w.shape);
     let oc_block = oc_block(c_out / groups);
+    let (input, output) = (spatial(&x.shape), spatial(&out.shape));
+    // Rows per phase: a transposed convolution has `stride` row phases.
+    let phase_rows = if transposed {
+        output[0] / stride[0].min(output[0])
+    } else {
+        output[0]
+    };
+    let blocks = n * c_out / oc_block;
+    let row_chunks = row_chunks(blocks, phase_rows);
     let op = SpatialOp::Conv {
         n,
         c_in,
         c_out,
         groups,
         oc_block,
-        input: spatial(&x.shape),
-        output: spatial(&out.shape),
+        row_chunks,
+        input,
+        output,
         kernel,
         stride,
         pad,
@@ -123,7 +145,7 @@ fn conv(
     } * kernel[0]
         * kernel[1];
     let name = if transposed { "conv_transpose" } else { "conv" };
-    push(cx, id, name, op, n * c_out / oc_block, 2.0 * macs as f64);
+    push(cx, id, name, op, blocks * row_chunks, 2.0 * macs as f64);
     Ok(())
 }
 

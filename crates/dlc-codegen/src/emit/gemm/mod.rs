@@ -78,7 +78,11 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
         bp_base: bl.mc * bl.kc,
         tile_base: bl.mc * bl.kc + bl.kc * bl.nc,
     };
-    debug_assert!(GEMM_NR_MAX % g.nr == 0 && bl.nc % g.nr == 0 && bl.mc % g.mr == 0);
+    debug_assert!(
+        GEMM_NR_MAX.is_multiple_of(g.nr)
+            && bl.nc.is_multiple_of(g.nr)
+            && bl.mc.is_multiple_of(g.mr)
+    );
     let (m, n) = (mm.m as i64, mm.n as i64);
     let (start, end) = (kb.start, kb.end);
     let (rows, cols) = if mm.split_columns() {

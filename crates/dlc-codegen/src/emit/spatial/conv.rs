@@ -12,8 +12,8 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{ConstantData, InstBuilder, Value, types};
 
 use super::{
-    Columns, Dim, Phase, TapRange, dims, for_taps, in_bounds, load_pure, load_x4, store_x4,
-    tap_range,
+    Columns, Dim, Phase, TapRange, dims, for_taps, in_bounds, load_pure, load_x4, row_run,
+    store_x4, tap_range,
 };
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
@@ -95,6 +95,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
         c_out,
         groups,
         oc_block,
+        row_chunks,
         input,
         output,
         kernel,
@@ -136,6 +137,8 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
     let per_image = c_out / oc_block;
     let (start, end) = (kb.start, kb.end);
     kb.for_range(start, end, 1, &[], |kb, p, _| {
+        let chunk = kb.b.ins().urem_imm_u(p, row_chunks as i64);
+        let p = kb.b.ins().udiv_imm_u(p, row_chunks as i64);
         let img = kb.b.ins().udiv_imm_u(p, per_image as i64);
         let blk = kb.b.ins().urem_imm_u(p, per_image as i64);
         let oc0 = kb.b.ins().imul_imm_s(blk, oc_block as i64);
@@ -143,7 +146,8 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
         let ocl0 = kb.b.ins().urem_imm_u(oc0, og as i64);
         let block = c.block(kb, img, g, ocl0, oc0);
         for rp in &rows {
-            c.row_phase(kb, &block, rp, &cols);
+            let (lo, hi) = row_run(kb, rp.count, row_chunks, chunk);
+            c.row_phase(kb, &block, rp, (lo, hi), &cols);
         }
         vec![]
     });
@@ -188,9 +192,15 @@ impl Conv {
             .collect()
     }
 
-    /// Every output row of a row phase.
-    fn row_phase(&self, kb: &mut KernelBuilder, block: &Block, rp: &Phase, cols: &[Phase]) {
-        let (lo, hi) = (kb.int(0), kb.int(rp.count as i64));
+    /// The output rows `lo..hi` (indices into the phase) of a row phase.
+    fn row_phase(
+        &self,
+        kb: &mut KernelBuilder,
+        block: &Block,
+        rp: &Phase,
+        (lo, hi): (Value, Value),
+        cols: &[Phase],
+    ) {
         kb.for_range(lo, hi, 1, &[], |kb, qy, _| {
             let taps = tap_range(kb, rp, self.h.input, qy);
             let (k0, off0) = rp.first_tap();

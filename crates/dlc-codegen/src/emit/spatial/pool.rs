@@ -13,7 +13,7 @@ use dlc_ir::PoolKind;
 
 use super::{
     Columns, Dim, Phase, TapRange, dims, for_taps, in_bounds, load_even_odd, load_pure, load_x4,
-    tap_range,
+    row_run, tap_range,
 };
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
@@ -45,6 +45,7 @@ struct Row {
 pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
     let SpatialOp::Pool {
         kind,
+        row_chunks,
         input,
         output,
         kernel,
@@ -61,9 +62,12 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
     let cp = &w.phases(false)[0];
     let (start, end) = (kb.start, kb.end);
     kb.for_range(start, end, 1, &[], |kb, p, _| {
+        let chunk = kb.b.ins().urem_imm_u(p, row_chunks as i64);
+        let p = kb.b.ins().udiv_imm_u(p, row_chunks as i64);
         let x_plane = kb.affine(p, 4 * h.input * w.input, 0);
         let out_plane = kb.affine(p, h.output * w.output, 0);
-        kb.for_n(h.output, &[], |kb, qy, _| {
+        let (lo, hi) = row_run(kb, h.output, row_chunks, chunk);
+        kb.for_range(lo, hi, 1, &[], |kb, qy, _| {
             let taps = tap_range(kb, rp, h.input, qy);
             let iy0 = kb.affine(qy, h.stride, 0);
             let iy0 = kb.b.ins().iadd_imm_s(iy0, -(h.pad as i64));

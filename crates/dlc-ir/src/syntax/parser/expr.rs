@@ -209,8 +209,14 @@ impl<'a> Parser<'a> {
                 AttrKind::Ident(name.clone())
             }
             Tok::Minus | Tok::Int(_) | Tok::Float(_) | Tok::Ident { .. } => {
-                let n = self.signed_number().map_err(|_| {
-                    expected("an attribute value (number, bool, string, name or list)", t)
+                // A malformed number keeps its own message (e.g. "too large").
+                let number = matches!(t.tok, Tok::Int(_) | Tok::Float(_) | Tok::Minus);
+                let n = self.signed_number().map_err(|e| {
+                    if number {
+                        e
+                    } else {
+                        expected("an attribute value (number, bool, string, name or list)", t)
+                    }
                 })?;
                 let span = n.span;
                 return Ok(AttrValue {

@@ -113,15 +113,7 @@ pub static OPS: &[OpSpec] = &[
         "`log(1 + exp(x))`",
         "y = softplus(x)",
     ),
-    op(
-        "erf",
-        "x",
-        U,
-        &[],
-        "y",
-        "the error function",
-        "y = erf(x)",
-    ),
+    op("erf", "x", U, &[], "y", "the error function", "y = erf(x)"),
     op(
         "not",
         "x",
