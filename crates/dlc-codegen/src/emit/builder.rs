@@ -163,12 +163,18 @@ impl<'a> KernelBuilder<'a> {
         self.b.switch_to_block(header);
         let params = self.b.block_params(header).to_vec();
         let i = params[0];
-        let more = if step > 0 {
-            self.b.ins().icmp(IntCC::SignedLessThan, i, hi)
+        // The exit is the taken side of the branch: Cranelift 0.135 hoists loop
+        // invariants while walking the dominator tree with a stack of enclosing
+        // loops, and an exit block visited before the body pops the loop off
+        // that stack, so with the body on the not-taken side nothing computed
+        // before a loop would be hoisted out of it (a softmax row's 1/sum would
+        // be recomputed for every vector).
+        let done = if step > 0 {
+            self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, hi)
         } else {
-            self.b.ins().icmp(IntCC::SignedGreaterThan, i, hi)
+            self.b.ins().icmp(IntCC::SignedLessThanOrEqual, i, hi)
         };
-        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        self.b.ins().brif(done, exit, &[], body_block, &[]);
 
         self.b.switch_to_block(body_block);
         self.b.seal_block(body_block);

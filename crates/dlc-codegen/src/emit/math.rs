@@ -89,6 +89,17 @@ impl KernelBuilder<'_> {
         }
     }
 
+    /// `x` clamped to `[lo, hi]`, a NaN `x` passed through. Written as the
+    /// compare-and-select patterns that x86-64 lowers to one `minps`/`maxps`
+    /// each (Cranelift's `fmin`/`fmax` order signed zeros and NaNs like IEEE
+    /// and take about eight instructions each).
+    pub fn clamp_keep_nan(&mut self, l: Lanes, x: Value, lo: Value, hi: Value) -> Value {
+        let above = self.fcmp(FloatCC::LessThan, hi, x);
+        let x = self.select_mask(l, above, hi, x);
+        let below = self.fcmp(FloatCC::LessThan, x, lo);
+        self.select_mask(l, below, lo, x)
+    }
+
     /// Horner evaluation of a polynomial (coefficients highest degree first) with FMA.
     pub fn poly(&mut self, l: Lanes, x: Value, coefs: &[f32]) -> Value {
         let mut acc = self.fconst(l, coefs[0]);
@@ -128,11 +139,14 @@ impl KernelBuilder<'_> {
     pub fn exp(&mut self, l: Lanes, x: Value) -> Value {
         let hi = self.fconst(l, 89.0);
         let lo = self.fconst(l, -104.0);
-        let x = self.b.ins().fmin(x, hi);
-        let x = self.b.ins().fmax(x, lo);
+        let x = self.clamp_keep_nan(l, x, lo, hi);
         let log2e = self.fconst(l, std::f32::consts::LOG2_E);
         let t = self.b.ins().fmul(x, log2e);
-        let n = self.b.ins().nearest(t);
+        // n = round-to-nearest-even(t) by adding and subtracting 1.5·2^23
+        // (exact for |t| < 2^22); the integer n is then the low bits of t + 1.5·2^23.
+        let magic = self.fconst(l, 12_582_912.0);
+        let shifted = self.b.ins().fadd(t, magic);
+        let n = self.b.ins().fsub(shifted, magic);
         let neg_n = self.b.ins().fneg(n);
         let c1 = self.fconst(l, 0.693_359_4);
         let c2 = self.fconst(l, -2.121_944_4e-4);
@@ -156,7 +170,9 @@ impl KernelBuilder<'_> {
         let p = self.b.ins().fma(p, z, rp1);
         // Scale by 2^n in two steps so that results near overflow and in the
         // subnormal range are rounded once, like libm.
-        let ni = self.b.ins().fcvt_to_sint_sat(l.int_ty(), n);
+        let shifted_bits = self.to_bits(l, shifted);
+        let magic_bits = self.iconst32(l, 0x4b40_0000);
+        let ni = self.b.ins().isub(shifted_bits, magic_bits);
         let n1 = self.b.ins().sshr_imm_s(ni, 1);
         let n2 = self.b.ins().isub(ni, n1);
         let s1 = self.pow2i(l, n1);

@@ -37,23 +37,68 @@ fn horizontal(kb: &mut KernelBuilder, kind: ReduceKind, v: Value) -> Value {
 /// A per-element transform applied before combining.
 type Map<'m> = &'m dyn Fn(&mut KernelBuilder, Lanes, Value) -> Value;
 
-/// Reduces `map(x[base .. base + len])`, vectorised with a scalar tail; when
-/// `store` names an output argument, the mapped values are also stored there.
+/// Independent vector accumulators of a plain reduction: a combine (an IEEE
+/// `fmax` is several instructions) is a loop-carried dependency, and four chains
+/// keep the core busy where one would wait on its latency.
+const CHAINS: usize = 4;
+
+/// Reduces `x[base .. base + len]`, vectorised over [`CHAINS`] accumulators
+/// with a scalar tail.
 fn reduce_row(
     kb: &mut KernelBuilder,
     kind: ReduceKind,
     arg: usize,
     base: Value,
     len: usize,
+) -> Value {
+    let init_v = kb.fconst(V, identity(kind));
+    let vectors = len / 4;
+    let rounds = vectors / CHAINS;
+    let chains = kb.for_n(rounds, &[init_v; CHAINS], |kb, i, acc| {
+        let idx = kb.b.ins().imul_imm_s(i, (4 * CHAINS) as i64);
+        let idx = kb.b.ins().iadd(base, idx);
+        (0..CHAINS)
+            .map(|c| {
+                let at = kb.b.ins().iadd_imm_s(idx, 4 * c as i64);
+                let x = kb.load(types::F32X4, arg, at, 4);
+                combine(kb, kind, acc[c], x)
+            })
+            .collect()
+    });
+    let mut acc = chains[0];
+    for &c in &chains[1..] {
+        acc = combine(kb, kind, acc, c);
+    }
+    for v in rounds * CHAINS..vectors {
+        let idx = kb.b.ins().iadd_imm_s(base, 4 * v as i64);
+        let x = kb.load(types::F32X4, arg, idx, 4);
+        acc = combine(kb, kind, acc, x);
+    }
+    let mut total = horizontal(kb, kind, acc);
+    for r in vectors * 4..len {
+        let idx = kb.b.ins().iadd_imm_s(base, r as i64);
+        let x = kb.load(types::F32, arg, idx, 4);
+        total = combine(kb, kind, total, x);
+    }
+    total
+}
+
+/// Sums `map(x[base .. base + len])` (one vector accumulator: the map is the
+/// long pole), storing the mapped values into argument `store`.
+fn map_sum_row(
+    kb: &mut KernelBuilder,
+    base: Value,
+    len: usize,
     map: Map,
     store: Option<usize>,
 ) -> Value {
+    let kind = ReduceKind::Sum;
     let init_v = kb.fconst(V, identity(kind));
     let vec_len = len / 4 * 4;
     let acc = kb.for_n(vec_len / 4, &[init_v], |kb, i, acc| {
         let idx = kb.b.ins().imul_imm_s(i, 4);
         let idx = kb.b.ins().iadd(base, idx);
-        let x = kb.load(types::F32X4, arg, idx, 4);
+        let x = kb.load(types::F32X4, 0, idx, 4);
         let x = map(kb, V, x);
         if let Some(out) = store {
             kb.store(x, out, idx, 4);
@@ -63,7 +108,7 @@ fn reduce_row(
     let mut total = horizontal(kb, kind, acc[0]);
     for r in vec_len..len {
         let idx = kb.b.ins().iadd_imm_s(base, r as i64);
-        let x = kb.load(types::F32, arg, idx, 4);
+        let x = kb.load(types::F32, 0, idx, 4);
         let x = map(kb, S, x);
         if let Some(out) = store {
             kb.store(x, out, idx, 4);
@@ -87,7 +132,7 @@ pub fn reduce(kb: &mut KernelBuilder, kind: ReduceKind, _outer: usize, len: usiz
     kb.for_range(start, end, 1, &[], |kb, o, _| {
         if inner == 1 {
             let base = kb.b.ins().imul_imm_s(o, len as i64);
-            let total = reduce_row(kb, kind, 0, base, len, &|_, _, x| x, None);
+            let total = reduce_row(kb, kind, 0, base, len);
             let total = finish(kb, total, S);
             kb.store(total, 1, o, 4);
             return vec![];
@@ -160,7 +205,7 @@ pub fn softmax(kb: &mut KernelBuilder, _outer: usize, len: usize, inner: usize, 
     if inner == 1 {
         kb.for_range(start, end, 1, &[], |kb, o, _| {
             let base = kb.b.ins().imul_imm_s(o, len as i64);
-            let max = reduce_row(kb, ReduceKind::Max, 0, base, len, &|_, _, x| x, None);
+            let max = reduce_row(kb, ReduceKind::Max, 0, base, len);
             // Pass 2: e = exp(x - max), summed; softmax stores e for pass 3.
             let maxv = kb.b.ins().splat(types::F32X4, max);
             let exp_shifted = |kb: &mut KernelBuilder, l: Lanes, x: Value| {
@@ -168,15 +213,7 @@ pub fn softmax(kb: &mut KernelBuilder, _outer: usize, len: usize, inner: usize, 
                 let d = kb.b.ins().fsub(x, m);
                 kb.exp(l, d)
             };
-            let sum = reduce_row(
-                kb,
-                ReduceKind::Sum,
-                0,
-                base,
-                len,
-                &exp_shifted,
-                (!log).then_some(1),
-            );
+            let sum = map_sum_row(kb, base, len, &exp_shifted, (!log).then_some(1));
             // Pass 3: normalise.
             let shift = if log {
                 let ls = kb.log(S, sum);

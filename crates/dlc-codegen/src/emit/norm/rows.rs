@@ -1,7 +1,6 @@
 //! Loops and row walkers shared by the family's emitters.
 
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{BlockArg, InstBuilder, Type, Value, types};
+use cranelift_codegen::ir::{InstBuilder, Type, Value, types};
 
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
@@ -11,13 +10,8 @@ pub const V: Lanes = Lanes { vector: true };
 /// One f32.
 pub const S: Lanes = Lanes { vector: false };
 
-/// `for i in (lo..hi).step_by(step)` carrying values, like
-/// [`KernelBuilder::for_range`] but with the exit on the taken side of the
-/// header's branch. Cranelift 0.135 hoists loop invariants while walking the
-/// dominator tree with a stack of enclosing loops, and a loop's exit block
-/// visited before its body pops the loop off that stack: with the body on the
-/// not-taken side (as in `for_range`) nothing computed before a loop is hoisted
-/// out of it (a row's mean would be recomputed for every element).
+/// `for i in (lo..hi).step_by(step)` carrying values (see
+/// [`KernelBuilder::for_range`]).
 pub fn for_range(
     kb: &mut KernelBuilder,
     lo: Value,
@@ -26,42 +20,7 @@ pub fn for_range(
     carried: &[Value],
     body: impl FnOnce(&mut KernelBuilder, Value, &[Value]) -> Vec<Value>,
 ) -> Vec<Value> {
-    let header = kb.b.create_block();
-    let body_block = kb.b.create_block();
-    let exit = kb.b.create_block();
-    kb.b.append_block_param(header, types::I64);
-    for &c in carried {
-        let ty = kb.b.func.dfg.value_type(c);
-        kb.b.append_block_param(header, ty);
-    }
-    let args: Vec<BlockArg> = std::iter::once(lo)
-        .chain(carried.iter().copied())
-        .map(BlockArg::Value)
-        .collect();
-    kb.b.ins().jump(header, &args);
-    kb.b.switch_to_block(header);
-    let params = kb.b.block_params(header).to_vec();
-    let i = params[0];
-    let done = kb.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, hi);
-    kb.b.ins().brif(done, exit, &[], body_block, &[]);
-    kb.b.switch_to_block(body_block);
-    kb.b.seal_block(body_block);
-    let next = body(kb, i, &params[1..]);
-    assert_eq!(
-        next.len(),
-        carried.len(),
-        "loop body must return every carried value"
-    );
-    let i_next = kb.b.ins().iadd_imm_s(i, step);
-    let args: Vec<BlockArg> = std::iter::once(i_next)
-        .chain(next)
-        .map(BlockArg::Value)
-        .collect();
-    kb.b.ins().jump(header, &args);
-    kb.b.seal_block(header);
-    kb.b.switch_to_block(exit);
-    kb.b.seal_block(exit);
-    params[1..].to_vec()
+    kb.for_range(lo, hi, step, carried, body)
 }
 
 /// `for i in 0..n` carrying values (see [`for_range`]).
