@@ -32,7 +32,7 @@ pub struct FuzzArgs {
     cases: Option<u64>,
     /// Op families to draw from, comma-separated (default: all). Known: elementwise,
     /// matmul, conv, conv_transpose, pool, reduce, softmax, layout, gather, norm,
-    /// loss, dropout, recurrent, grid_lstm, attention.
+    /// loss, dropout, recurrent, grid_lstm, attention, backward.
     #[arg(long, value_delimiter = ',', value_parser = parse_family, value_name = "FAMILIES")]
     ops: Vec<Family>,
     /// Directory for findings (original case, reduced repro, replay command).

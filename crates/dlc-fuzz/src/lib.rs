@@ -12,6 +12,7 @@
 //! shrinks a failing case by delta debugging over nodes, outputs, attributes and
 //! shapes to a smallest one with the same finding; [`write_case`] saves a case as
 //! readable `.ir` text plus an `.npz` of its values.
+//! [`target`] holds the bodies of the coverage-guided fuzz targets in `fuzz/`.
 //!
 //! ```
 //! use dlc_fuzz::{VariantSet, check, run_seed, variants};
@@ -28,6 +29,7 @@ mod check;
 mod panics;
 pub mod reduce;
 mod repro;
+pub mod target;
 mod variant;
 
 pub use campaign::{Outcome, families, run_seed};
