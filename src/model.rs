@@ -73,6 +73,13 @@ impl Options {
         self.runtime.codegen.checked = checked;
         self
     }
+
+    /// Uses only Cranelift-generated code (the portable GEMM micro-kernel), even
+    /// where a natively compiled AVX2 micro-kernel exists for this CPU.
+    pub fn portable(mut self, portable: bool) -> Options {
+        self.runtime.codegen.portable = portable;
+        self
+    }
 }
 
 /// A parsed model, not yet bound to dims.

@@ -173,6 +173,37 @@ fn compile_reports_kernels_memory_and_phases() {
 }
 
 #[test]
+fn isa_portable_and_native_tiers_agree() {
+    // A GEMM large enough for the packed loop nest and its micro-kernel.
+    let outs: Vec<_> = ["native", "portable"]
+        .iter()
+        .map(|isa| {
+            let out = scratch(&format!("w1b_{isa}.npz"));
+            ok(&[
+                "run",
+                "benches/workloads/w1b.ir",
+                "--random-inputs",
+                "--isa",
+                isa,
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            dlc::read_tensors(&out).unwrap()
+        })
+        .collect();
+    // K = 256 products summed in a different order by each tier: a few ulps of
+    // the row's magnitude (inputs are O(1), so |c| is O(16)).
+    let r = dlc_tensor::allowance_ratio(
+        outs[0]["c"].as_float().unwrap(),
+        outs[1]["c"].as_float().unwrap(),
+        1e-5,
+        1e-4,
+    );
+    assert!(matches!(r, Some(r) if r <= 1.0), "{r:?}");
+    fails(&["run", "ir/mlp.ir", "--random-inputs", "--isa", "avx512"]);
+}
+
+#[test]
 fn bench_reports_a_median() {
     let out = ok(&[
         "bench",

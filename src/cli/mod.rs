@@ -92,6 +92,19 @@ pub struct ExecArgs {
     /// Bounds-check every memory access of the generated code (slow).
     #[arg(long)]
     pub checked: bool,
+    /// GEMM micro-kernel tier: the host's native one (AVX2+FMA on x86-64 when
+    /// present) or the portable Cranelift f32x4 one.
+    #[arg(long, value_enum, default_value_t = IsaArg::Native)]
+    pub isa: IsaArg,
+}
+
+/// `--isa` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsaArg {
+    /// The best micro-kernels this CPU supports.
+    Native,
+    /// Cranelift-generated code only.
+    Portable,
 }
 
 impl ExecArgs {
@@ -103,7 +116,8 @@ impl ExecArgs {
         }
         .seed(self.seed)
         .backend(self.backend.into())
-        .checked(self.checked);
+        .checked(self.checked)
+        .portable(self.isa == IsaArg::Portable);
         if let Some(t) = self.threads {
             opts = opts.threads(t);
         }
