@@ -107,11 +107,15 @@ fn strip(
             a
         };
         let bp = kb.add_scaled(b_col, p, mm.b.row_stride);
+        // Multiply then add, not fma: x86-64's fma overwrites a multiplicand
+        // (here the broadcast, live across the strip), which costs a copy per
+        // vector and a move per accumulator; AVX's three-operand mul and add
+        // keep each accumulator in its register and fold the load of `b`.
         (0..n_acc)
             .map(|v| {
-                let bi = kb.b.ins().iadd_imm_s(bp, (4 * v) as i64);
-                let b = kb.load(ty, 1, bi, 4);
-                kb.b.ins().fma(a, b, acc[v])
+                let b = kb.load_at(ty, 1, bp, 4, (16 * v) as i32);
+                let prod = kb.b.ins().fmul(a, b);
+                kb.b.ins().fadd(acc[v], prod)
             })
             .collect()
     });
