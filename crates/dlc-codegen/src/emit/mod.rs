@@ -1,5 +1,6 @@
 //! Emission: each kernel becomes one Cranelift function in a JIT module.
 
+mod backward;
 pub mod builder;
 mod copy;
 mod elementwise;
@@ -217,5 +218,6 @@ fn emit_body(kb: &mut KernelBuilder, k: &Kernel, tier: gemm::Tier) {
         KernelOp::Norm(op) => norm::emit(kb, op, k),
         KernelOp::Spatial(op) => spatial::emit(kb, op, k),
         KernelOp::Sequence(op) => sequence::emit(kb, op, k),
+        KernelOp::Backward(op) => backward::emit(kb, op),
     }
 }

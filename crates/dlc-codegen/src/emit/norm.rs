@@ -8,7 +8,7 @@
 mod batchnorm;
 mod gather;
 mod loss;
-mod rows;
+pub(crate) mod rows;
 mod stats;
 
 use cranelift_codegen::ir::condcodes::IntCC;

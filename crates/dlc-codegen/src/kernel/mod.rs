@@ -6,12 +6,14 @@
 //! Each kernel may be split over threads along one outer loop of extent
 //! [`Kernel::parallel`]: the compiled function receives a sub-range of it.
 
+mod backward;
 mod norm;
 mod sequence;
 mod spatial;
 
 use dlc_ir::{BinaryOp, DType, NodeId, ReduceKind, UnaryOp};
 
+pub use backward::BackwardOp;
 pub use norm::NormOp;
 pub use sequence::SequenceOp;
 pub use spatial::SpatialOp;
@@ -132,6 +134,9 @@ pub enum KernelOp {
     Spatial(SpatialOp),
     /// Recurrent, grid-LSTM and attention kernels.
     Sequence(SequenceOp),
+    /// The backward ops' own kernels (patch matrices, pooling and gather
+    /// gradients, attention gradient rows, backpropagation through time).
+    Backward(BackwardOp),
 }
 
 impl KernelOp {

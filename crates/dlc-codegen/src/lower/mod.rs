@@ -7,10 +7,12 @@
 //! inlined into their consumer's kernel (see [`fusion`]). Graph outputs are
 //! written straight into the caller's output arrays where possible.
 
+mod backward;
 mod elementwise;
 mod fusion;
 mod norm;
 mod ops;
+mod recurrent_grad;
 mod sequence;
 mod spatial;
 

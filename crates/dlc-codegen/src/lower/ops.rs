@@ -101,6 +101,13 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         | Op::GridLstm
         | Op::Attention { .. }
         | Op::MultiHeadAttention { .. } => super::sequence::lower(cx, id),
+        Op::ConvWeightGrad { .. }
+        | Op::PoolGrad(_)
+        | Op::GatherGrad { .. }
+        | Op::AttentionGrad { .. } => super::backward::lower(cx, id),
+        Op::RecurrentGrad { cell, sequence } => {
+            super::recurrent_grad::lower(cx, id, *cell, *sequence)
+        }
         other => Err(CodegenError::Unsupported(other.name())),
     }
 }

@@ -53,7 +53,7 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
 }
 
 /// A per-axis attribute as `[height, width]` (height 1 for 1-D ops).
-fn pair(v: &[usize]) -> [usize; 2] {
+pub(crate) fn pair(v: &[usize]) -> [usize; 2] {
     pair_or(v, 1)
 }
 
@@ -67,12 +67,12 @@ fn pair_or(v: &[usize], unit: usize) -> [usize; 2] {
 }
 
 /// The padding before the first row and column (none above a 1-D op).
-fn pad(padding: &[(usize, usize)]) -> [usize; 2] {
+pub(crate) fn pad(padding: &[(usize, usize)]) -> [usize; 2] {
     pair_or(&padding.iter().map(|p| p.0).collect::<Vec<_>>(), 0)
 }
 
 /// The spatial extent `[height, width]` of an `[N, C, *spatial]` shape.
-fn spatial(shape: &[usize]) -> [usize; 2] {
+pub(crate) fn spatial(shape: &[usize]) -> [usize; 2] {
     pair(&shape[2..])
 }
 
