@@ -4,7 +4,7 @@
 //! Results and the peer figures are recorded in BENCHMARKS.md.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dlc::{Env, Model, Options};
+use dlc::{Env, Model, Options, TrainConfig, Trainer, Value};
 
 /// One workload: its id, model text, and the work per run for throughput reports.
 struct Workload {
@@ -82,5 +82,50 @@ fn compile_time(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, compile_time);
+/// W4's model: MLP 784-512-256-10, ReLU, softmax cross-entropy, batch 64.
+const W4: &str = "model w4 {
+  dim B = 64
+  input x: f32[B, 784]
+  input labels: i64[B]
+  param w1: f32[784, 512] = glorot_uniform
+  param b1: f32[512] = zeros
+  param w2: f32[512, 256] = glorot_uniform
+  param b2: f32[256] = zeros
+  param w3: f32[256, 10] = glorot_uniform
+  param b3: f32[10] = zeros
+  h1 = relu(x @ w1 + b1)
+  h2 = relu(h1 @ w2 + b2)
+  loss = cross_entropy(h2 @ w3 + b3, labels)
+  output loss
+}";
+
+/// W4: one SGD training step (forward, backward, update of every parameter)
+/// through `dlc::Trainer`, one thread and two; W8a: compiling that step.
+fn train_step(c: &mut Criterion) {
+    let model = Model::from_source("W4", W4).expect("W4 parses");
+    let cfg = TrainConfig::default();
+    let mut inputs = Env::new();
+    let x = ndarray::Array2::from_shape_fn((64, 784), |(i, j)| ((i * 7 + j) % 13) as f32 / 13.0);
+    inputs.insert("x".into(), Value::Float(x.into_dyn()));
+    let labels = ndarray::Array1::from_shape_fn(64, |i| (i % 10) as i64);
+    inputs.insert("labels".into(), Value::Int(labels.into_dyn()));
+    let mut group = c.benchmark_group("W4");
+    group.sample_size(20);
+    for threads in [1, 2] {
+        let opts = Options::default().threads(threads);
+        let mut trainer = Trainer::new(&model, &opts, 64, &cfg).expect("W4 compiles");
+        group.bench_function(BenchmarkId::new("dlc", format!("{threads}t")), |b| {
+            b.iter(|| trainer.step(inputs.clone(), 0.01).expect("W4 steps"))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("W8a");
+    group.sample_size(10);
+    group.bench_function("dlc compile", |b| {
+        b.iter(|| Trainer::new(&model, &Options::default(), 64, &cfg).expect("W4 compiles"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, compile_time, train_step);
 criterion_main!(benches);

@@ -30,6 +30,17 @@ pub enum Error {
     /// Compiling or running the JIT failed.
     #[error(transparent)]
     Run(#[from] dlc_runtime::RunError),
+    /// A gradient or training step could not be built (bad `--of`/`--wrt`,
+    /// a non-scalar loss, a gradient through a non-differentiable op).
+    #[error(transparent)]
+    Autodiff(#[from] dlc_autodiff::AutodiffError),
+    /// Training data that does not fit the model (missing keys, mismatched shapes).
+    #[error("{0}")]
+    Data(String),
+    /// Training could not go on (a non-finite loss); the parameters are the last
+    /// good ones.
+    #[error("{0}")]
+    Train(String),
 }
 
 impl Error {
@@ -42,6 +53,8 @@ impl Error {
             Error::Run(R::Codegen(
                 C::Unsupported(_) | C::Cranelift(_) | C::Internal(_) | C::Verify(_),
             )) => 1,
+            Error::Autodiff(dlc_autodiff::AutodiffError::Internal(_)) => 1,
+            Error::Train(_) => 1,
             _ => 2,
         }
     }

@@ -6,8 +6,11 @@ mod check;
 mod compile;
 mod fmt;
 mod fuzz;
+mod grad;
+mod plot;
 mod reduce;
 mod run;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +34,8 @@ Examples:
   dlc run ir/mlp.ir --inputs in.npz --params p.safetensors --out out.npz
   dlc compile ir/lenet5.ir --emit kernels
   dlc bench ir/mlp.ir --dim B=1 --runs 200
+  dlc grad ir/digits_mlp.ir --of loss --wrt w1,b1   print the gradient graph
+  dlc train ir/digits_mlp.ir --data data/digits.npz --epochs 30 --lr 0.1 --save ckpt.safetensors
   dlc fuzz --time 10m --ops conv,pool      differential fuzzing, interpreter vs JIT
   dlc reduce fuzz-out/x/case.ir            shrink a disagreeing case to a repro";
 
@@ -46,6 +51,10 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Time a compiled model (median of many runs).
     Bench(bench::BenchArgs),
+    /// Print the gradient graph of a scalar value (valid `.ir`).
+    Grad(grad::GradArgs),
+    /// Train a model on a data set (progress bar, per-epoch table, SVG curves, checkpoints).
+    Train(train::TrainArgs),
     /// Differential fuzzing: random models, interpreter against every JIT configuration.
     Fuzz(fuzz::FuzzArgs),
     /// Shrink a case on which the interpreter and the JIT disagree to a minimal repro.
@@ -169,6 +178,8 @@ pub fn main() -> Result<ExitCode, Error> {
         Command::Run(a) => run::run(&a),
         Command::Compile(a) => compile::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Grad(a) => grad::run(&a),
+        Command::Train(a) => train::run(&a),
         Command::Fuzz(a) => fuzz::run(&a),
         Command::Reduce(a) => reduce::run(&a),
     }
