@@ -30,6 +30,9 @@ pub enum Error {
     /// Compiling or running the JIT failed.
     #[error(transparent)]
     Run(#[from] dlc_runtime::RunError),
+    /// The optimiser failed (a bug in dlc, reported rather than compiled wrongly).
+    #[error(transparent)]
+    Opt(#[from] dlc_opt::OptError),
     /// A gradient or training step could not be built (bad `--of`/`--wrt`,
     /// a non-scalar loss, a gradient through a non-differentiable op).
     #[error(transparent)]
@@ -55,6 +58,7 @@ impl Error {
             )) => 1,
             Error::Autodiff(dlc_autodiff::AutodiffError::Internal(_)) => 1,
             Error::Train(_) => 1,
+            Error::Opt(_) => 1,
             _ => 2,
         }
     }

@@ -10,6 +10,7 @@ pub use dlc_autodiff as autodiff;
 pub use dlc_interp as interp;
 pub use dlc_ir as ir;
 pub use dlc_ir::syntax::Dims;
+pub use dlc_opt as opt;
 pub use dlc_runtime as runtime;
 pub use dlc_tensor::{Env, Tensor, Value, read_tensors, write_npz, write_safetensors};
 pub use error::Error;

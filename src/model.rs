@@ -32,6 +32,8 @@ pub struct Options {
     pub backend: Backend,
     /// JIT options (code generation and threading).
     pub runtime: RuntimeOptions,
+    /// Graph optimisation (level, rule groups, limits); `-O1` by default.
+    pub opt: dlc_opt::OptOptions,
 }
 
 impl Options {
@@ -65,6 +67,12 @@ impl Options {
             threads: threads.max(1),
             ..self.runtime.threading
         };
+        self
+    }
+
+    /// Sets the optimisation level (`O0` compiles the graph as written).
+    pub fn opt_level(mut self, level: dlc_opt::OptLevel) -> Options {
+        self.opt.level = level;
         self
     }
 
@@ -162,6 +170,7 @@ enum Engine {
 /// A model ready to run: bound dims and parameters, compiled for its backend.
 pub struct Executable {
     graph: Graph,
+    opt_report: dlc_opt::Report,
     params: Env,
     engine: Engine,
 }
@@ -175,8 +184,10 @@ impl std::fmt::Debug for Executable {
 }
 
 impl Executable {
-    /// Prepares a graph: parameters from `opts.params` or their initialisers.
+    /// Prepares a graph: optimises it (`opts.opt`), then binds parameters from
+    /// `opts.params` or their initialisers.
     pub fn new(graph: Graph, opts: &Options) -> Result<Executable, Error> {
+        let (graph, opt_report) = dlc_opt::optimize(&graph, &opts.opt)?;
         let params = dlc_tensor::init_params(&graph, opts.seed, &opts.params)?;
         let engine = match opts.backend {
             Backend::Jit => Engine::Jit(Box::new(CompiledModel::new(
@@ -188,6 +199,7 @@ impl Executable {
         };
         Ok(Executable {
             graph,
+            opt_report,
             params,
             engine,
         })
@@ -201,9 +213,14 @@ impl Executable {
         }
     }
 
-    /// The bound graph.
+    /// The bound graph (after optimisation).
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// What the optimiser did.
+    pub fn opt_report(&self) -> &dlc_opt::Report {
+        &self.opt_report
     }
 
     /// The parameter values in use.

@@ -31,6 +31,10 @@ pub struct CompileArgs {
     /// Also print a stage's output (repeatable).
     #[arg(long, value_enum)]
     emit: Vec<Emit>,
+    /// Explain the optimiser's work: rules fired, rules that changed the graph,
+    /// the stop reason and the estimated cost before and after.
+    #[arg(long)]
+    explain: bool,
 }
 
 fn ms(secs: f64) -> String {
@@ -53,10 +57,13 @@ pub fn run(a: &CompileArgs) -> Result<ExitCode, Error> {
     opts.backend = Backend::Jit;
     opts.runtime.codegen.dump_clif = a.emit.contains(&Emit::Clif);
     opts.runtime.codegen.dump_asm = a.emit.contains(&Emit::Asm);
-    if a.emit.contains(&Emit::Graph) {
-        print!("{}", dlc::ir::syntax::print(&graph));
-    }
     let exe = dlc::Executable::new(graph, &opts)?;
+    if a.emit.contains(&Emit::Graph) {
+        print!("{}", dlc::ir::syntax::print(exe.graph()));
+    }
+    if a.explain {
+        print!("{}", exe.opt_report());
+    }
     let compiled = exe.compiled().expect("the JIT backend was chosen");
     let p = compiled.program();
     let low = &p.lowered;
@@ -123,11 +130,13 @@ fn report(model: &Model, exe: &dlc::Executable, parse: f64, elaborate: f64) {
     );
     println!("  code       {} of machine code", kib(code));
     let t = p.times;
-    let total = parse + elaborate + t.verify + t.lower + t.plan + t.build + t.compile;
+    let optimise = exe.opt_report().total.as_secs_f64();
+    let total = parse + elaborate + optimise + t.verify + t.lower + t.plan + t.build + t.compile;
     println!(
-        "  time       parse {}, elaborate {}, verify {}, lower {}, plan {}, build IR {}, Cranelift {}; total {}",
+        "  time       parse {}, elaborate {}, optimise {}, verify {}, lower {}, plan {}, build IR {}, Cranelift {}; total {}",
         ms(parse),
         ms(elaborate),
+        ms(optimise),
         ms(t.verify),
         ms(t.lower),
         ms(t.plan),

@@ -101,6 +101,14 @@ pub struct ExecArgs {
     /// Bounds-check every memory access of the generated code (slow).
     #[arg(long)]
     pub checked: bool,
+    /// Optimisation level: 0 (none), 1 (exact rules, the default) or 2 (also
+    /// finite-math rules such as x - x → 0).
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "1", value_parser = parse_opt_level)]
+    pub opt: dlc::opt::OptLevel,
+    /// Optimiser rule groups to run (comma-separated; default all):
+    /// algebraic, layout, matmul, folding, fusion.
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',', value_parser = parse_rule_group)]
+    pub rules: Vec<dlc::opt::Group>,
     /// GEMM micro-kernel tier: the host's native one (AVX2+FMA on x86-64 when
     /// present) or the portable Cranelift f32x4 one.
     #[arg(long, value_enum, default_value_t = IsaArg::Native)]
@@ -129,6 +137,10 @@ impl ExecArgs {
         .portable(self.isa == IsaArg::Portable);
         if let Some(t) = self.threads {
             opts = opts.threads(t);
+        }
+        opts = opts.opt_level(self.opt);
+        if !self.rules.is_empty() {
+            opts.opt.groups = self.rules.clone();
         }
         if let Some(p) = &self.params {
             opts = opts.params(dlc::read_tensors(p)?);
@@ -183,4 +195,23 @@ pub fn main() -> Result<ExitCode, Error> {
         Command::Fuzz(a) => fuzz::run(&a),
         Command::Reduce(a) => reduce::run(&a),
     }
+}
+
+/// Parses `-O0`, `-O1`, `-O2`.
+fn parse_opt_level(s: &str) -> Result<dlc::opt::OptLevel, String> {
+    use dlc::opt::OptLevel;
+    match s {
+        "0" => Ok(OptLevel::O0),
+        "1" => Ok(OptLevel::O1),
+        "2" => Ok(OptLevel::O2),
+        _ => Err(format!("`{s}` is not an optimisation level (0, 1 or 2)")),
+    }
+}
+
+/// Parses a rule group name.
+fn parse_rule_group(s: &str) -> Result<dlc::opt::Group, String> {
+    dlc::opt::Group::from_name(s).ok_or_else(|| {
+        let all: Vec<&str> = dlc::opt::Group::ALL.iter().map(|g| g.name()).collect();
+        format!("`{s}` is not a rule group ({})", all.join(", "))
+    })
 }
