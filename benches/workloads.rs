@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
 fn compile_time(c: &mut Criterion) {
     let lstm = workloads()
         .into_iter()
-        .find(|w| w.id == "W3a")
+        .find(|w| w.id.eq_ignore_ascii_case("W3a"))
         .expect("W3a");
     let mut group = c.benchmark_group("W8b");
     group.sample_size(20);
