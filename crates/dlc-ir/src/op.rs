@@ -628,11 +628,12 @@ impl Op {
             Op::MultiHeadAttention { .. } => "multihead_attention",
             Op::ConvWeightGrad { conv, .. } if conv.stride.len() == 1 => "conv1d_weight_grad",
             Op::ConvWeightGrad { .. } => "conv2d_weight_grad",
-            Op::PoolGrad(PoolAttrs {
-                kind: PoolKind::Max,
-                ..
-            }) => "max_pool2d_grad",
-            Op::PoolGrad(_) => "avg_pool2d_grad",
+            Op::PoolGrad(p) => match (p.kind, p.kernel.len()) {
+                (PoolKind::Max, 1) => "max_pool1d_grad",
+                (PoolKind::Max, _) => "max_pool2d_grad",
+                (_, 1) => "avg_pool1d_grad",
+                _ => "avg_pool2d_grad",
+            },
             Op::GatherGrad { .. } => "gather_grad",
             Op::RecurrentGrad { cell, sequence } => match (cell, sequence) {
                 (CellKind::Rnn, true) => "rnn_grad",
