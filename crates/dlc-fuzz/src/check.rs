@@ -158,11 +158,21 @@ pub struct Report {
     pub agreed: usize,
 }
 
-/// The graph a variant compiles: `graph` optimised at `opt_level` (level 0, the
-/// only one so far, is the graph itself).
-pub fn prepare(graph: &Graph, opt_level: u8) -> Cow<'_, Graph> {
-    let _ = opt_level;
-    Cow::Borrowed(graph)
+/// The graph a variant compiles: `graph` optimised by dlc-opt at `opt_level`
+/// (level 0 is the graph itself).
+pub fn prepare(graph: &Graph, opt_level: u8) -> Result<Cow<'_, Graph>, String> {
+    let level = match opt_level {
+        0 => return Ok(Cow::Borrowed(graph)),
+        1 => dlc_opt::OptLevel::O1,
+        _ => dlc_opt::OptLevel::O2,
+    };
+    let opts = dlc_opt::OptOptions {
+        level,
+        ..dlc_opt::OptOptions::default()
+    };
+    dlc_opt::optimize(graph, &opts)
+        .map(|(g, _)| Cow::Owned(g))
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `case` on the interpreter (f32) and on each variant in order; stops at the
@@ -184,8 +194,9 @@ pub fn check(case: &TestCase, variants: &[Variant]) -> Report {
     };
     for v in variants {
         let graph = match catching(|| prepare(&case.graph, v.opt_level)) {
-            Err(p) => return fail(Kind::Panic, &v.name, p),
-            Ok(g) => g,
+            Err(p) => return fail(Kind::Panic, &v.name, format!("optimise: {p}")),
+            Ok(Err(e)) => return fail(Kind::Error, &v.name, format!("optimise: {e}")),
+            Ok(Ok(g)) => g,
         };
         let model = match catching(|| CompiledModel::new(&graph, &case.params, &v.options)) {
             Err(p) => return fail(Kind::Panic, &v.name, format!("compile: {p}")),
