@@ -153,6 +153,29 @@ impl Engine {
         }
     }
 
+    /// Runs a training step: the JIT computes the updates into staging buffers
+    /// (see [`Engine::commit`]); the interpreter returns them as outputs.
+    fn run_staged(&mut self, inputs: &Env) -> Result<Env, Error> {
+        match self {
+            Engine::Jit(m) => Ok(m.run_staged(inputs)?),
+            Engine::Interp(..) => self.run(inputs),
+        }
+    }
+
+    /// Makes the last step's updated values (`updates`: parameter, output) the
+    /// parameters' values.
+    fn commit(&mut self, updates: &[(String, String)], outputs: &mut Env) {
+        match self {
+            Engine::Jit(m) => m.commit_updates(),
+            Engine::Interp(_, p) => {
+                for (param, output) in updates {
+                    let v: Tensor = outputs.remove(output).expect("every update is an output");
+                    p.insert(param.clone(), v);
+                }
+            }
+        }
+    }
+
     fn params(&self) -> Env {
         match self {
             Engine::Jit(m) => m.params(),
@@ -252,7 +275,10 @@ impl Trainer {
         }
         let acc = accuracy_outputs(&mut step.graph);
         let values = dlc_tensor::init_params(&step.graph, opts.seed, &opts.params)?;
-        let (engine, fallback) = Engine::new(&step.graph, values, &opts)?;
+        let (mut engine, fallback) = Engine::new(&step.graph, values, &opts)?;
+        if let Engine::Jit(m) = &mut engine {
+            m.bind_updates(&updates)?;
+        }
         Ok(Trainer {
             model: model.clone(),
             opts,
@@ -317,7 +343,7 @@ impl Trainer {
         let t = Instant::now();
         let scalar = ArrayD::from_elem(IxDyn(&[]), lr);
         inputs.insert(self.step.lr.clone(), Value::Float(scalar));
-        let mut out = self.engine.run(&inputs)?;
+        let mut out = self.engine.run_staged(&inputs)?;
         let loss = out[&self.step.loss]
             .as_float()
             .map_or(f64::NAN, |a| a.sum() as f64);
@@ -329,15 +355,7 @@ impl Trainer {
             )));
         }
         let correct = count_correct(&self.acc, &inputs, &out);
-        for (param, output) in &self.updates {
-            let v: Tensor = out.remove(output).expect("every update is an output");
-            match &mut self.engine {
-                Engine::Jit(m) => m.set_param(param, &v)?,
-                Engine::Interp(_, p) => {
-                    p.insert(param.clone(), v);
-                }
-            }
-        }
+        self.engine.commit(&self.updates, &mut out);
         Ok(Metrics {
             loss,
             correct,

@@ -50,40 +50,68 @@ impl AlignedBuf {
     }
 }
 
-/// The little-endian bytes of a tensor in row-major order (bools as 0/1 bytes).
-pub fn tensor_bytes(t: &Tensor) -> Vec<u8> {
-    match t {
-        Value::Float(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Value::Int(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Value::Bool(a) => a.iter().map(|&b| b as u8).collect(),
-    }
+/// The raw bytes of a slice of plain numbers (no padding, no invalid bit patterns).
+fn raw<T: Copy>(s: &[T]) -> &[u8] {
+    // SAFETY: f32, i64 and bool have no padding; any initialised value is
+    // readable as bytes; the length covers exactly the slice.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
 }
 
-/// A tensor of type `ty` from raw little-endian bytes.
+/// Copies a tensor's elements in row-major order into `dst` (native byte order,
+/// which the generated code uses; bools as 0/1 bytes). `dst` has exactly the
+/// tensor's byte size.
+pub fn write_tensor(t: &Tensor, dst: &mut [u8]) {
+    let standard;
+    let t = if data_ptr(t).is_some() {
+        t
+    } else {
+        standard = to_standard(t);
+        &standard
+    };
+    let bytes = match t {
+        Value::Float(a) => raw(a.as_slice().expect("standard layout")),
+        Value::Int(a) => raw(a.as_slice().expect("standard layout")),
+        Value::Bool(a) => raw(a.as_slice().expect("standard layout")),
+    };
+    dst.copy_from_slice(bytes);
+}
+
+/// A buffer holding a copy of a tensor's elements (see [`write_tensor`]).
+pub fn tensor_buf(t: &Tensor) -> AlignedBuf {
+    let mut buf = AlignedBuf::zeroed(t.ty().size_bytes());
+    write_tensor(t, buf.as_bytes_mut());
+    buf
+}
+
+/// Reinterprets native-order bytes as numbers (`bytes` holds `out.len()` of them).
+fn read_raw<T: Copy>(bytes: &[u8], out: &mut [T]) {
+    let n = std::mem::size_of_val(out);
+    // SAFETY: `out` is `n` writable bytes; every bit pattern is a valid f32/i64.
+    let dst = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), n) };
+    dst.copy_from_slice(&bytes[..n]);
+}
+
+/// A tensor of type `ty` from raw native-order bytes (as [`write_tensor`] writes them).
 pub fn tensor_from_bytes(bytes: &[u8], ty: &TensorType) -> Tensor {
     let shape = IxDyn(&ty.shape);
     let n = ty.numel();
     match ty.dtype {
-        DType::F32 => Value::Float(
-            ArrayD::from_shape_vec(
-                shape,
-                bytes[..4 * n]
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-            )
-            .expect("byte count matches the type"),
-        ),
-        DType::I64 => Value::Int(
-            ArrayD::from_shape_vec(
-                shape,
-                bytes[..8 * n]
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-            )
-            .expect("byte count matches the type"),
-        ),
+        DType::F32 => {
+            let mut a = ArrayD::<f32>::zeros(shape);
+            read_raw(
+                bytes,
+                a.as_slice_mut().expect("fresh arrays are contiguous"),
+            );
+            Value::Float(a)
+        }
+        DType::I64 => {
+            let mut a = ArrayD::<i64>::zeros(shape);
+            read_raw(
+                bytes,
+                a.as_slice_mut().expect("fresh arrays are contiguous"),
+            );
+            Value::Int(a)
+        }
         DType::Bool => Value::Bool(
             ArrayD::from_shape_vec(shape, bytes[..n].iter().map(|&b| b != 0).collect())
                 .expect("byte count matches the type"),
@@ -95,10 +123,10 @@ pub fn tensor_from_bytes(bytes: &[u8], ty: &TensorType) -> Tensor {
 pub fn const_bytes(value: &ConstValue, dtype: DType) -> Vec<u8> {
     let f = value.to_f64();
     match dtype {
-        DType::F32 => f.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect(),
+        DType::F32 => f.iter().flat_map(|&x| (x as f32).to_ne_bytes()).collect(),
         DType::I64 => match value {
-            ConstValue::Int(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            _ => f.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect(),
+            ConstValue::Int(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+            _ => f.iter().flat_map(|&x| (x as i64).to_ne_bytes()).collect(),
         },
         DType::Bool => f.iter().map(|&x| (x != 0.0) as u8).collect(),
     }

@@ -4,7 +4,7 @@ use dlc_codegen::emit::builder::status;
 use dlc_codegen::{BufferKind, Kernel, KernelFn};
 use dlc_tensor::{Env, Tensor};
 
-use crate::buffer::{data_ptr, data_ptr_mut, to_standard};
+use crate::buffer::{data_ptr, to_standard};
 use crate::{Arena, CompiledModel, RunError};
 
 /// When kernels are split over threads.
@@ -63,12 +63,13 @@ fn estimate_us(k: &Kernel) -> f64 {
 }
 
 impl CompiledModel {
-    /// Binds the buffers and runs every kernel; checks the status word after each.
+    /// Binds the buffers and runs every kernel; checks the status word after
+    /// each. `outputs[k]` points to output `k`'s storage, of its type's size.
     pub(crate) fn execute(
         &self,
         arena: &mut Arena,
         inputs: &Env,
-        outputs: &mut [Tensor],
+        outputs: &[*mut u8],
     ) -> Result<(), RunError> {
         let low = &self.program.lowered;
         // Inputs in standard layout (copies only for non-contiguous arrays).
@@ -89,7 +90,7 @@ impl CompiledModel {
                     let t = owned[k].as_ref().unwrap_or(&inputs[&self.inputs[k].name]);
                     data_ptr(t).expect("inputs are in standard layout")
                 }
-                BufferKind::Output(k) => data_ptr_mut(&mut outputs[k]),
+                BufferKind::Output(k) => outputs[k],
                 BufferKind::Param(_) | BufferKind::Const(_) => self.storage[i]
                     .as_ref()
                     .expect("params and constants have storage")

@@ -20,6 +20,7 @@
 
 mod buffer;
 mod exec;
+mod update;
 
 use std::sync::Mutex;
 
@@ -27,7 +28,7 @@ use dlc_codegen::{BufId, BufferKind, CodegenError, CodegenOptions, Program};
 use dlc_ir::{Graph, TensorType};
 use dlc_tensor::{Env, Tensor, ValueError};
 
-use buffer::{AlignedBuf, tensor_bytes, tensor_from_bytes};
+use buffer::{AlignedBuf, data_ptr_mut, tensor_buf, tensor_from_bytes, write_tensor};
 pub use exec::Threading;
 
 /// Why a compiled model could not be built or run.
@@ -76,6 +77,7 @@ pub struct CompiledModel {
     storage: Vec<Option<AlignedBuf>>,
     threading: Threading,
     pool: Mutex<Vec<Arena>>,
+    updates: update::Updates,
 }
 
 impl std::fmt::Debug for CompiledModel {
@@ -135,7 +137,7 @@ impl CompiledModel {
             .collect();
         let mut storage: Vec<Option<AlignedBuf>> = (0..low.buffers.len()).map(|_| None).collect();
         for p in &params_ports {
-            storage[p.buf.index()] = Some(AlignedBuf::from_bytes(&tensor_bytes(&params[&p.name])));
+            storage[p.buf.index()] = Some(tensor_buf(&params[&p.name]));
         }
         for (i, b) in low.buffers.iter().enumerate() {
             if let BufferKind::Const(node) = b.kind {
@@ -156,6 +158,7 @@ impl CompiledModel {
             storage,
             threading: opts.threading.clone(),
             pool: Mutex::new(Vec::new()),
+            updates: update::Updates::default(),
         })
     }
 
@@ -187,20 +190,31 @@ impl CompiledModel {
             .collect()
     }
 
-    /// Replaces one parameter's value (same type).
+    /// Replaces one parameter's value (same type), in place.
     pub fn set_param(&mut self, name: &str, value: &Tensor) -> Result<(), RunError> {
-        let Some(p) = self.params.iter().find(|p| p.name == name) else {
-            let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
-            return Err(ValueError::Unknown {
-                what: "parameter",
-                name: name.to_string(),
-                known: known.join(", "),
-            }
-            .into());
-        };
+        let p = &self.params[self.param_index(name)?];
         value.check("parameter", name, &p.ty)?;
-        self.storage[p.buf.index()] = Some(AlignedBuf::from_bytes(&tensor_bytes(value)));
+        let storage = self.storage[p.buf.index()]
+            .as_mut()
+            .expect("parameters have storage");
+        write_tensor(value, storage.as_bytes_mut());
         Ok(())
+    }
+
+    /// The position of parameter `name` among the parameter ports.
+    fn param_index(&self, name: &str) -> Result<usize, RunError> {
+        self.params
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                ValueError::Unknown {
+                    what: "parameter",
+                    name: name.to_string(),
+                    known: known.join(", "),
+                }
+                .into()
+            })
     }
 
     /// Runs the model: validates `inputs` (names, dtypes, shapes) before any
@@ -208,12 +222,10 @@ impl CompiledModel {
     pub fn run(&self, inputs: &Env) -> Result<Env, RunError> {
         self.check_inputs(inputs)?;
         let mut outputs: Vec<Tensor> = self.outputs.iter().map(|p| buffer::zeros(&p.ty)).collect();
+        let ptrs: Vec<*mut u8> = outputs.iter_mut().map(data_ptr_mut).collect();
         let mut arena = self.take_arena();
-        let result = self.execute(&mut arena, inputs, &mut outputs);
-        self.pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(arena);
+        let result = self.execute(&mut arena, inputs, &ptrs);
+        self.return_arena(arena);
         result?;
         Ok(self
             .outputs
@@ -263,6 +275,13 @@ impl CompiledModel {
         Ok(())
     }
 
+    fn return_arena(&self, arena: Arena) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(arena);
+    }
+
     fn take_arena(&self) -> Arena {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         pooled.unwrap_or_else(|| {
@@ -297,8 +316,8 @@ impl Session<'_> {
     /// Allocates nothing after the first call.
     pub fn run(&mut self, inputs: &Env) -> Result<Vec<(&str, &Tensor)>, RunError> {
         self.model.check_inputs(inputs)?;
-        self.model
-            .execute(&mut self.arena, inputs, &mut self.outputs)?;
+        let ptrs: Vec<*mut u8> = self.outputs.iter_mut().map(data_ptr_mut).collect();
+        self.model.execute(&mut self.arena, inputs, &ptrs)?;
         Ok(self
             .model
             .outputs
@@ -316,10 +335,6 @@ impl Drop for Session<'_> {
             status: std::mem::take(&mut self.arena.status),
             scratch: std::mem::take(&mut self.arena.scratch),
         };
-        self.model
-            .pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(arena);
+        self.model.return_arena(arena);
     }
 }

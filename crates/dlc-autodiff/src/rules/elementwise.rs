@@ -97,7 +97,9 @@ fn unary(t: &mut Tape, u: U, x: ValueId, y: ValueId, dy: ValueId) -> R<ValueId> 
             t.select(pos, dy, inner)?
         }
         U::Relu => {
-            let pos = t.cmp_scalar(B::Gt, x, 0.0)?;
+            // relu(x) > 0 exactly when x > 0: testing the result leaves the
+            // pre-activation with one use, so it can stay in a GEMM epilogue.
+            let pos = t.cmp_scalar(B::Gt, y, 0.0)?;
             t.mask(pos, dy)?
         }
         U::Exp => t.mul(dy, y)?,

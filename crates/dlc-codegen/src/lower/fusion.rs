@@ -1,4 +1,5 @@
-//! Fusion decisions: which elementwise nodes are computed inside their consumer's loop.
+//! Fusion decisions: which elementwise nodes are computed inside their consumer's
+//! loop, and which transposes are read by their matmul consumers as strided views.
 
 use std::collections::HashSet;
 
@@ -35,4 +36,28 @@ pub fn fused_nodes(g: &Graph) -> HashSet<NodeId> {
         }
     }
     fused
+}
+
+/// Whether `perm` swaps the last two axes and keeps the others in place.
+pub fn swaps_last_two(perm: &[usize]) -> bool {
+    let r = perm.len();
+    r >= 2
+        && perm[r - 2] == r - 1
+        && perm[r - 1] == r - 2
+        && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
+}
+
+/// The transposes that get no kernel: each swaps the last two axes, is not a
+/// graph output, and is used only by matmuls, which read its operand through a
+/// view with the row and column strides exchanged (the GEMM packing reads any
+/// strides, so the transposed copy is never written).
+pub fn folded_transposes(g: &Graph) -> HashSet<NodeId> {
+    let outputs: HashSet<ValueId> = g.outputs().iter().map(|o| o.value).collect();
+    g.node_ids()
+        .filter(|&id| {
+            matches!(&g.node(id).op, Op::Transpose { perm } if swaps_last_two(perm))
+                && !outputs.contains(&ValueId::first(id))
+                && g.users(id).all(|u| matches!(g.node(u).op, Op::MatMul))
+        })
+        .collect()
 }

@@ -4,7 +4,8 @@
 //! every other value gets the buffer its kernel writes, except reshapes, which
 //! alias their operand's buffer (a reshape is a view and costs nothing).
 //! Elementwise nodes used once by another elementwise node of the same size are
-//! inlined into their consumer's kernel (see [`fusion`]). Graph outputs are
+//! inlined into their consumer's kernel, and transposes read only by matmuls
+//! become strided matmul operands (see [`fusion`]). Graph outputs are
 //! written straight into the caller's output arrays where possible.
 
 mod backward;
@@ -46,6 +47,7 @@ pub fn lower(g: &Graph) -> Result<Lowered, CodegenError> {
         out: Lowered::default(),
         value_buf: HashMap::new(),
         fused: fusion::fused_nodes(g),
+        folded: fusion::folded_transposes(g),
         output_of: HashMap::new(),
     };
     for (i, out) in g.outputs().iter().enumerate() {
@@ -97,6 +99,8 @@ pub(crate) struct Lower<'g> {
     pub(crate) out: Lowered,
     value_buf: HashMap<ValueId, BufId>,
     fused: std::collections::HashSet<NodeId>,
+    /// Transposes read by their matmul users as views ([`fusion::folded_transposes`]).
+    pub(crate) folded: std::collections::HashSet<NodeId>,
     /// Graph values that are outputs, with the index of their first output slot.
     output_of: HashMap<ValueId, usize>,
 }
@@ -126,7 +130,7 @@ impl<'g> Lower<'g> {
                 let src = self.buf(self.g.operands(id)[0]);
                 self.value_buf.insert(v0, src);
             }
-            _ if self.fused.contains(&id) => {}
+            _ if self.fused.contains(&id) || self.folded.contains(&id) => {}
             // Training dropout is elementwise too, but never fused into a consumer
             // (its mask hashes the element index), so `is_elementwise` excludes it.
             op if op.is_elementwise() || matches!(op, Op::Dropout { .. }) => {

@@ -256,43 +256,53 @@ fn concat(cx: &mut Lower, id: NodeId, axis: usize) -> Result<(), CodegenError> {
     Ok(())
 }
 
-/// Numpy matmul of operands with rank >= 2 (batch dims broadcast).
+/// Numpy matmul of operands with rank >= 2 (batch dims broadcast). An operand
+/// that is a folded transpose (see `fusion::folded_transposes`) is read from the
+/// transpose's input with its last two strides exchanged.
 fn matmul(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
     let ops = cx.g.operands(id);
-    let (a, b) = (cx.g.ty(ops[0]).clone(), cx.g.ty(ops[1]).clone());
     let out_ty = cx.g.ty(ValueId::first(id)).clone();
     let r = out_ty.rank();
     let batch = out_ty.shape[..r - 2].to_vec();
-    let (m, k, n) = (
-        a.shape[a.rank() - 2],
-        a.shape[a.rank() - 1],
-        b.shape[b.rank() - 1],
-    );
-    let view = |shape: &[usize], rows: usize, cols: usize| {
-        let st = strides(shape);
+    let operand = |v: ValueId| -> (BufId, MatView) {
+        let (src, transposed) = if cx.folded.contains(&v.node) {
+            (cx.g.operands(v.node)[0], true)
+        } else {
+            (v, false)
+        };
+        let shape = &cx.g.ty(src).shape;
         let rank = shape.len();
+        let st = strides(shape);
         let bs = broadcast_strides(&shape[..rank - 2], &batch);
-        let scale = rows * cols;
-        MatView {
+        let scale = shape[rank - 2] * shape[rank - 1];
+        let (row_stride, col_stride) = if transposed {
+            (st[rank - 1], st[rank - 2])
+        } else {
+            (st[rank - 2], st[rank - 1])
+        };
+        let view = MatView {
             offset: 0,
-            row_stride: st[rank - 2],
-            col_stride: st[rank - 1],
+            row_stride,
+            col_stride,
             batch_strides: bs.iter().map(|&s| s * scale).collect(),
-        }
+        };
+        (cx.buf(src), view)
     };
+    let (a_buf, a) = operand(ops[0]);
+    let (b_buf, b) = operand(ops[1]);
+    let (a_ty, b_ty) = (cx.g.ty(ops[0]), cx.g.ty(ops[1]));
     let mk = MatMulKernel {
         batch: batch.clone(),
-        m,
-        n,
-        k,
-        a: view(&a.shape, m, k),
-        b: view(&b.shape, k, n),
+        m: a_ty.shape[a_ty.rank() - 2],
+        n: b_ty.shape[b_ty.rank() - 1],
+        k: a_ty.shape[a_ty.rank() - 1],
+        a,
+        b,
         bias: None,
         activation: Activation::Identity,
     };
-    let inputs = vec![cx.buf(ops[0]), cx.buf(ops[1])];
     let out = cx.result_buffer(ValueId::first(id));
-    push_matmul(cx, mk, inputs, out, vec![id]);
+    push_matmul(cx, mk, vec![a_buf, b_buf], out, vec![id]);
     Ok(())
 }
 
