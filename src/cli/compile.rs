@@ -68,7 +68,7 @@ pub fn run(a: &CompileArgs) -> Result<ExitCode, Error> {
     let p = compiled.program();
     let low = &p.lowered;
     if a.emit.contains(&Emit::Kernels) {
-        for k in &low.kernels {
+        for (k, d) in low.kernels.iter().zip(&p.code.dumps) {
             let names = |bufs: &[dlc_codegen::BufId]| {
                 bufs.iter()
                     .map(|b| low.buffers[b.index()].name.as_str())
@@ -76,10 +76,12 @@ pub fn run(a: &CompileArgs) -> Result<ExitCode, Error> {
                     .join(", ")
             };
             println!(
-                "{}  ({}) -> {}",
+                "{}  ({}) -> {}  [{} bytes, compiled in {:.2} ms]",
                 k.name,
                 names(&k.inputs),
-                names(&k.outputs)
+                names(&k.outputs),
+                d.code_bytes,
+                d.compile_secs * 1e3
             );
             println!("    {:?}", k.op);
         }

@@ -5,6 +5,7 @@ pub mod builder;
 mod copy;
 mod elementwise;
 pub mod gemm;
+mod jit;
 /// The small-matmul helpers under their former path (used by the spatial and sequence emitters).
 pub(crate) mod matmul {
     pub(crate) use super::gemm::small::{activate, batch_offset};
@@ -17,12 +18,12 @@ mod spatial;
 
 use std::time::Instant;
 
-use cranelift_codegen::ir::{AbiParam, types};
+use cranelift_codegen::ir::{AbiParam, Function, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module};
+use cranelift_module::Module;
 
 use self::builder::{KernelBuilder, PTR};
 use crate::kernel::{Buffer, Kernel, KernelOp};
@@ -43,6 +44,8 @@ pub struct KernelDump {
     pub asm: Option<String>,
     /// Size of the machine code in bytes.
     pub code_bytes: usize,
+    /// Seconds Cranelift spent compiling this kernel (on one thread).
+    pub compile_secs: f64,
 }
 
 /// The JIT module holding every kernel's machine code.
@@ -54,7 +57,8 @@ pub struct CompiledKernels {
     pub dumps: Vec<KernelDump>,
     /// Seconds spent building Cranelift IR.
     pub build_secs: f64,
-    /// Seconds spent in Cranelift's compiler (lowering, regalloc, emission).
+    /// Wall-clock seconds spent in Cranelift's compiler (lowering, regalloc,
+    /// emission; kernels compile in parallel) and linking.
     pub compile_secs: f64,
 }
 
@@ -112,7 +116,9 @@ pub fn host_isa(opts: &CodegenOptions) -> Result<OwnedTargetIsa, CodegenError> {
     Ok(isa)
 }
 
-/// Compiles every kernel.
+/// Compiles every kernel: builds each one's Cranelift function, compiles the
+/// functions on the rayon pool (they are independent), then links them into
+/// one JIT module in kernel order.
 pub fn compile(
     kernels: &[Kernel],
     buffers: &[Buffer],
@@ -123,18 +129,17 @@ pub fn compile(
         isa.clone(),
         cranelift_module::default_libcall_names(),
     ));
-    let mut ctx = module.make_context();
-    let mut fctx = FunctionBuilderContext::new();
     let tier = match (opts.portable, gemm::native::detect()) {
         (false, Some(k)) => gemm::Tier::Native(k),
         _ => gemm::Tier::Portable,
     };
-    let mut ids = Vec::with_capacity(kernels.len());
-    let mut dumps = Vec::with_capacity(kernels.len());
-    let (mut build_secs, mut compile_secs) = (0.0, 0.0);
+    let t0 = Instant::now();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut units: Vec<jit::Unit> = Vec::with_capacity(kernels.len());
     for k in kernels {
-        let t0 = Instant::now();
-        ctx.func.signature.params = vec![
+        let mut func = Function::new();
+        func.signature = module.make_signature();
+        func.signature.params = vec![
             AbiParam::new(PTR),
             AbiParam::new(types::I64),
             AbiParam::new(types::I64),
@@ -146,50 +151,21 @@ pub fn compile(
             .chain(&k.outputs)
             .map(|b| (b.index(), buffers[b.index()].bytes()))
             .collect();
-        let fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let fb = FunctionBuilder::new(&mut func, &mut fctx);
         let mut kb = KernelBuilder::new(fb, &args, k.op.scratch_bytes(), opts.checked);
         emit_body(&mut kb, k, tier);
         kb.finish().finalize(isa.frontend_config());
-        let mut dump = KernelDump::default();
-        if opts.dump_clif {
-            dump.clif = Some(ctx.func.display().to_string());
-        }
-        build_secs += t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        ctx.set_disasm(opts.dump_asm);
-        let id = module
-            .declare_function(&k.name, Linkage::Local, &ctx.func.signature)
-            .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| CodegenError::Cranelift(format!("{}: {e:?}", k.name)))?;
-        if let Some(code) = ctx.compiled_code() {
-            dump.code_bytes = code.code_buffer().len();
-            if opts.dump_asm {
-                dump.asm = code.vcode.clone();
-            }
-        }
-        compile_secs += t1.elapsed().as_secs_f64();
-        module.clear_context(&mut ctx);
-        ids.push(id);
-        dumps.push(dump);
+        units.push(jit::Unit::new(&k.name, func, opts));
     }
-    let t2 = Instant::now();
-    module
-        .finalize_definitions()
-        .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
-    compile_secs += t2.elapsed().as_secs_f64();
-    let fns = ids
-        .iter()
-        // SAFETY: every function was declared with the `KernelFn` signature above.
-        .map(|&id| unsafe {
-            std::mem::transmute::<*const u8, KernelFn>(module.get_finalized_function(id))
-        })
-        .collect();
+    let build_secs = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    jit::compile_all(&mut units, &*isa)?;
+    let fns = jit::link(&mut module, &units)?;
+    let compile_secs = t1.elapsed().as_secs_f64();
     Ok(CompiledKernels {
         module: Some(module),
         fns,
-        dumps,
+        dumps: units.into_iter().map(jit::Unit::into_dump).collect(),
         build_secs,
         compile_secs,
     })
