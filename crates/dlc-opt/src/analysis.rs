@@ -57,6 +57,9 @@ pub struct Data {
     pub types: Vec<TensorType>,
     /// The value, row-major, when the class is parameter-free and small.
     pub konst: Option<Arc<Vec<f64>>>,
+    /// The value depends on no model input (only on parameters and constants):
+    /// a weight, or something computed from weights alone.
+    pub input_free: bool,
 }
 
 impl Data {
@@ -157,6 +160,7 @@ impl TensorAnalysis {
                     attr: None,
                     types: vec![s.ty.clone()],
                     konst,
+                    input_free: !matches!(s.op, Op::Input),
                 }
             }
             Tensor::Get(_) => {
@@ -168,6 +172,7 @@ impl TensorAnalysis {
                     attr: None,
                     types: children[1].types.get(index).cloned().into_iter().collect(),
                     konst: None,
+                    input_free: children[1].input_free,
                 }
             }
             _ => {
@@ -191,6 +196,7 @@ impl TensorAnalysis {
                     attr: None,
                     types,
                     konst,
+                    input_free: operands.iter().all(|d| d.input_free),
                 }
             }
         }
@@ -257,14 +263,18 @@ impl Analysis<Tensor> for TensorAnalysis {
 
     fn merge(&mut self, a: &mut Data, b: Data) -> DidMerge {
         // Rules only union classes of equal types (the builder checks), so only the
-        // known value can be learned from the other side.
+        // known value and input-freedom can be learned from the other side.
         debug_assert!(a.types == b.types || a.types.is_empty() || b.types.is_empty());
         let mut changed_a = false;
         if a.types.is_empty() && !b.types.is_empty() {
             a.types = b.types.clone();
             changed_a = true;
         }
-        let changed_b = a.konst.is_some() && b.konst.is_none();
+        let changed_b = (a.konst.is_some() && b.konst.is_none()) || (a.input_free && !b.input_free);
+        if b.input_free && !a.input_free {
+            a.input_free = true;
+            changed_a = true;
+        }
         if a.konst.is_none() && b.konst.is_some() {
             a.konst = b.konst;
             changed_a = true;

@@ -20,7 +20,8 @@ use crate::analysis::TensorGraph;
 use crate::cost::node_cost;
 use crate::lang::Tensor;
 
-/// At most this many sharing groups are tried (each costs one greedy pass).
+/// At most this many sharing groups are tried (each costs one greedy pass and a
+/// local search); only groups whose classes are all live are tried.
 pub const MAX_GROUPS: usize = 64;
 
 /// One e-node per class, with canonical children.
@@ -187,7 +188,15 @@ pub fn extract(egraph: &TensorGraph, roots: &[Id]) -> Extracted {
     let mut choice = costs.greedy(&forced);
     let mut cost = costs.improve(&mut choice, &roots, &forced);
     let mut groups_taken = 0;
-    for group in egraph.analysis.groups.iter().take(MAX_GROUPS) {
+    let mut tried = 0;
+    for group in &egraph.analysis.groups {
+        // A group pays off only if every class it re-expresses is computed by the
+        // current best graph; trying the others would only cost time.
+        let live = reachable(&choice, &roots);
+        if tried == MAX_GROUPS || !group.iter().all(|(c, _)| live.contains(&egraph.find(*c))) {
+            continue;
+        }
+        tried += 1;
         let mut trial = forced.clone();
         for (c, n) in group {
             trial.insert(egraph.find(*c), n.clone().map_children(|x| egraph.find(x)));

@@ -139,8 +139,9 @@ pub fn p_swaps_last_two(g: &TensorGraph, s: &Subst) -> bool {
     perm(g, s, "?p").is_some_and(|p| swaps_last_two(&p))
 }
 
-/// `?w1` and `?w2` are different 2-D weights (taken in one order only) of
-/// different matmuls `?a`, `?b`.
+/// `?w1` and `?w2` are different 2-D weights (taken in one order only: input-free
+/// values, so the concat is work on parameters, not on activations) of different
+/// matmuls `?a`, `?b` of an activation `?x`, built from no common weight.
 pub fn distinct_2d_weights(g: &TensorGraph, s: &Subst) -> bool {
     let id = |n: &str| s.get(var(n)).map(|&i| g.find(i));
     let rank2 = |n| {
@@ -148,10 +149,40 @@ pub fn distinct_2d_weights(g: &TensorGraph, s: &Subst) -> bool {
             .and_then(Data::ty)
             .is_some_and(|t| t.rank() == 2)
     };
+    let disjoint = |w1: Id, w2: Id| {
+        let (l1, l2) = (concat_leaves(g, w1), concat_leaves(g, w2));
+        !l1.iter().any(|x| l2.contains(x))
+    };
     matches!((id("?w1"), id("?w2"), id("?a"), id("?b")),
-        (Some(w1), Some(w2), Some(a), Some(b)) if w1 < w2 && a != b)
+        (Some(w1), Some(w2), Some(a), Some(b)) if w1 < w2 && a != b && disjoint(w1, w2))
         && rank2("?w1")
         && rank2("?w2")
+        && ["?w1", "?w2"]
+            .iter()
+            .all(|n| data(g, s, n).is_some_and(|d| d.input_free))
+        && data(g, s, "?x").is_some_and(|d| !d.input_free)
+}
+
+/// The classes a weight is concatenated from (itself if it is no concat): two
+/// merges may not share a weight, or `x·w1` would merge again with the slice of
+/// `x·concat(w1, w2)` it is part of, without end. Nested concats are followed
+/// to a bounded depth.
+fn concat_leaves(g: &TensorGraph, w: Id) -> Vec<Id> {
+    let mut leaves = Vec::new();
+    let mut stack = vec![(g.find(w), 0)];
+    while let Some((c, depth)) = stack.pop() {
+        let concat = g[c].nodes.iter().find_map(|n| match n {
+            Tensor::Concat(ops) => Some(ops.clone()),
+            _ => None,
+        });
+        match concat {
+            Some(ops) if depth < 8 => {
+                stack.extend(ops[1..].iter().map(|&x| (g.find(x), depth + 1)))
+            }
+            _ => leaves.push(c),
+        }
+    }
+    leaves
 }
 
 /// The softmax is over the last axis and `?p` swaps the last two dims of `k`.

@@ -39,6 +39,18 @@ impl Ex {
             .expect("fresh input names are unique")
     }
 
+    /// A new f32 parameter of the given shape (the test draws its values).
+    pub fn param(&mut self, shape: &[usize]) -> ValueId {
+        let name = format!("p{}", self.graph.len());
+        let init = dlc_ir::init::Init::Normal {
+            mean: 0.0,
+            std: 1.0,
+        };
+        self.graph
+            .add_source(Op::Param { init }, name, TensorType::f32(shape), None)
+            .expect("fresh parameter names are unique")
+    }
+
     /// A f32 constant filled with `v`.
     pub fn fill(&mut self, shape: &[usize], v: f64) -> ValueId {
         let ty = TensorType::f32(shape);
@@ -286,7 +298,7 @@ pub fn matmul_assoc_left(e: &mut Ex) -> ValueId {
 pub fn matmul_merge(e: &mut Ex) -> ValueId {
     let (m, k, n) = (1024 + e.dim(64), 96 + e.dim(32), e.dim(4));
     let x = mat(e, m, k);
-    let ws: Vec<ValueId> = (0..3).map(|_| mat(e, k, n)).collect();
+    let ws: Vec<ValueId> = (0..3).map(|_| e.param(&[k, n])).collect();
     let ys: Vec<ValueId> = ws.iter().map(|&w| e.op(Op::MatMul, &[x, w])).collect();
     let s = e.bin(BinaryOp::Mul, ys[0], ys[1]);
     e.bin(BinaryOp::Add, s, ys[2])
