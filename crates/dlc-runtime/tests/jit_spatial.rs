@@ -1,11 +1,12 @@
 //! The JIT against the reference interpreter on convolutions, transposed
 //! convolutions and pooling: random graphs of each family, and hand-picked
 //! geometries (odd sizes, depthwise and grouped channels, dilation with padding,
-//! strides beyond the kernel, asymmetric padding), each in normal and checked mode.
+//! strides beyond the kernel, asymmetric padding), each in normal and checked mode;
+//! convolutions large enough for the implicit-GEMM path on both micro-kernel tiers.
 
 mod common;
 
-use common::check;
+use common::{check, check_opts};
 use dlc_ir::{
     ConvAttrs, ConvTransposeAttrs, Graph, Init, Op, PoolAttrs, PoolKind, TensorType, ValueId,
 };
@@ -496,4 +497,159 @@ fn conv_padding_taps_are_skipped() {
     );
     poke(&mut c, "w", &[(0, f32::INFINITY), (26, f32::NEG_INFINITY)]);
     check_both(&c);
+}
+
+/// A convolution that dlc-codegen runs as implicit GEMM (`conv_gemm` in its
+/// spatial lowering): at least 32 output channels per group, and depth
+/// `c/groups · taps` and output positions `oh·ow` of at least 16.
+fn takes_gemm_path(x: &[usize], o: usize, kernel: &[usize], groups: usize, out: &[usize]) -> bool {
+    let taps: usize = kernel.iter().product();
+    o / groups >= 32 && x[1] / groups * taps >= 16 && out.iter().product::<usize>() >= 16
+}
+
+/// Random implicit-GEMM convolutions: 1-D and 2-D, odd extents (1, 3, 7, 13 and
+/// longer 1-D rows), every attribute (stride, asymmetric padding, dilation,
+/// groups, bias), batch 1 or 2. Yields the input shape, output channels,
+/// kernel, strides, padding, dilation, groups, bias and a seed.
+#[allow(clippy::type_complexity)]
+fn arb_gemm_conv() -> impl Strategy<
+    Value = (
+        Vec<usize>,
+        usize,
+        Vec<usize>,
+        Vec<usize>,
+        Vec<(usize, usize)>,
+        Vec<usize>,
+        usize,
+        bool,
+        u64,
+    ),
+> {
+    let extent = prop::sample::select(vec![1usize, 3, 7, 13, 20]);
+    let row = prop::sample::select(vec![13usize, 31, 100]);
+    let axis = |e: BoxedStrategy<usize>| {
+        (
+            e,
+            prop::sample::select(vec![1usize, 3, 7]),
+            1usize..=3,
+            0usize..=3,
+            0usize..=3,
+            1usize..=2,
+        )
+    };
+    let axes = prop_oneof![
+        prop::collection::vec(axis(extent.boxed()), 2),
+        prop::collection::vec(axis(row.boxed()), 1),
+    ];
+    (
+        axes,
+        1usize..=2,
+        prop::sample::select(vec![1usize, 2, 3, 7, 13]),
+        prop::sample::select(vec![32usize, 33, 40]),
+        1usize..=2,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(axes, groups, cg, og, n, bias, seed)| {
+            let mut x = vec![n, groups * cg];
+            x.extend(axes.iter().map(|a| a.0));
+            let field = |f: fn(&(usize, usize, usize, usize, usize, usize)) -> usize| {
+                axes.iter().map(f).collect::<Vec<_>>()
+            };
+            let padding = axes.iter().map(|a| (a.3, a.4)).collect();
+            (
+                x,
+                groups * og,
+                field(|a| a.1),
+                field(|a| a.2),
+                padding,
+                field(|a| a.5),
+                groups,
+                bias,
+                seed,
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    /// The implicit-GEMM path against the interpreter on the native and the
+    /// portable micro-kernel tier, each normal and checked, and split over
+    /// three threads bit-identical to one.
+    #[test]
+    fn gemm_conv_matches_interpreter_on_both_tiers(
+        (x, o, kernel, stride, padding, dilation, groups, bias, seed) in arb_gemm_conv()
+    ) {
+        let out: Vec<usize> = (0..kernel.len())
+            .map(|a| {
+                let span = dilation[a] * (kernel[a] - 1) + 1;
+                let padded = x[2 + a] + padding[a].0 + padding[a].1;
+                (padded >= span).then(|| (padded - span) / stride[a] + 1).unwrap_or(0)
+            })
+            .collect();
+        prop_assume!(out.iter().all(|&e| e > 0));
+        prop_assume!(takes_gemm_path(&x, o, &kernel, groups, &out));
+        let w = [&[o, x[1] / groups][..], &kernel].concat();
+        let attrs = ConvAttrs { stride, padding, dilation, groups };
+        let b = [o];
+        let params: Vec<&[usize]> = if bias { vec![&w, &b] } else { vec![&w] };
+        let c = case(Op::Conv(attrs), &x, &params, seed);
+        for (portable, checked) in [(false, false), (false, true), (true, false), (true, true)] {
+            let mut opts = RuntimeOptions::default();
+            opts.codegen.portable = portable;
+            opts.codegen.checked = checked;
+            check_opts(&c, &opts).map_err(|e| {
+                TestCaseError::fail(format!("portable={portable} checked={checked}: {e}"))
+            })?;
+        }
+        prop_assert_eq!(run_threaded(&c, 1), run_threaded(&c, 3));
+    }
+}
+
+/// Hand-picked implicit-GEMM geometries: the W2a and W2c shapes scaled down,
+/// grouped with a partial last column panel, batch 3 with bias, 1-D.
+#[test]
+fn gemm_conv_cases() {
+    let p1 = [(1, 1), (1, 1)];
+    conv(
+        &[1, 16, 13, 13],
+        32,
+        &[3, 3],
+        &[1, 1],
+        &p1,
+        &[1, 1],
+        1,
+        false,
+    );
+    conv(
+        &[1, 3, 29, 31],
+        33,
+        &[7, 7],
+        &[2, 2],
+        &[(3, 3), (3, 3)],
+        &[1, 1],
+        1,
+        true,
+    );
+    conv(
+        &[3, 6, 7, 9],
+        64,
+        &[3, 3],
+        &[1, 2],
+        &[(2, 0), (0, 1)],
+        &[2, 1],
+        2,
+        true,
+    );
+    conv(&[2, 8, 100], 40, &[5], &[1], &[(2, 2)], &[1], 1, true);
+    conv(
+        &[1, 2, 13, 13],
+        32,
+        &[13, 13],
+        &[1, 1],
+        &[(6, 6), (6, 6)],
+        &[1, 1],
+        1,
+        false,
+    );
 }

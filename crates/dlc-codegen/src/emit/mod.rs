@@ -192,7 +192,7 @@ fn emit_body(kb: &mut KernelBuilder, k: &Kernel, tier: gemm::Tier) {
         } => reduce::softmax(kb, *outer, *len, *inner, *log),
         KernelOp::MatMul(m) => gemm::emit(kb, m, tier),
         KernelOp::Norm(op) => norm::emit(kb, op, k),
-        KernelOp::Spatial(op) => spatial::emit(kb, op, k),
+        KernelOp::Spatial(op) => spatial::emit(kb, op, k, tier),
         KernelOp::Sequence(op) => sequence::emit(kb, op, k),
         KernelOp::Backward(op) => backward::emit(kb, op),
     }

@@ -22,11 +22,14 @@ use cranelift_codegen::ir::{
 };
 
 use super::builder::{KernelBuilder, mem};
+use super::gemm;
 use crate::kernel::{Kernel, SpatialOp};
 
-/// Emits the body of a spatial kernel.
-pub fn emit(kb: &mut KernelBuilder, op: &SpatialOp, _k: &Kernel) {
+/// Emits the body of a spatial kernel; convolutions lowered to implicit GEMMs
+/// use the micro-kernel `tier`.
+pub fn emit(kb: &mut KernelBuilder, op: &SpatialOp, _k: &Kernel, tier: gemm::Tier) {
     match op {
+        SpatialOp::Conv { gemm: Some(_), .. } => gemm::conv::emit(kb, op, tier),
         SpatialOp::Conv { .. } => conv::emit(kb, op),
         SpatialOp::Pool { .. } => pool::emit(kb, op),
     }

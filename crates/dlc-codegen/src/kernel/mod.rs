@@ -144,6 +144,7 @@ impl KernelOp {
     pub fn scratch_bytes(&self) -> usize {
         match self {
             KernelOp::MatMul(m) => m.scratch_bytes(),
+            KernelOp::Spatial(SpatialOp::Conv { gemm: Some(b), .. }) => b.scratch_bytes(),
             _ => 0,
         }
     }
@@ -237,6 +238,13 @@ pub struct Blocking {
     pub nc: usize,
 }
 
+impl Blocking {
+    /// Per-thread scratch of a packed GEMM: packed A block, packed B block, one edge tile.
+    pub fn scratch_bytes(&self) -> usize {
+        4 * (self.mc * self.kc + self.kc * self.nc + GEMM_MR * GEMM_NR_MAX)
+    }
+}
+
 /// Rows of every GEMM micro-kernel tile.
 pub const GEMM_MR: usize = 6;
 /// The widest micro-kernel tile of any tier (sizes scratch for all of them).
@@ -281,8 +289,7 @@ impl MatMulKernel {
         if !self.packed() {
             return 0;
         }
-        let b = self.blocking();
-        4 * (b.mc * b.kc + b.kc * b.nc + GEMM_MR * GEMM_NR_MAX)
+        self.blocking().scratch_bytes()
     }
 }
 

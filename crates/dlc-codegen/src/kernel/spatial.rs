@@ -11,7 +11,7 @@
 
 use dlc_ir::PoolKind;
 
-use super::Activation;
+use super::{Activation, Blocking};
 
 /// A convolution, transposed convolution or pooling kernel.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +53,12 @@ pub enum SpatialOp {
         bias: bool,
         /// Activation applied at the store.
         activation: Activation,
+        /// `Some` when the convolution runs as implicit GEMMs through the packed
+        /// micro-kernels (per image and group, `C[og, oh·ow] = W[og, cg·kh·kw] ·
+        /// im2col(x)`), with this blocking (`kc` a multiple of `kh·kw`); then the
+        /// parallel loop runs over `n · groups · ⌈oh·ow / GEMM_NR_MAX⌉` (image,
+        /// group, column panel) triples and `oc_block`/`row_chunks` are unused.
+        gemm: Option<Blocking>,
     },
     /// Max (padding never wins) or average pooling of `planes` (= N·C) planes; input `x`.
     Pool {

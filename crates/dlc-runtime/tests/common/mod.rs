@@ -9,7 +9,13 @@ use proptest::prelude::*;
 pub fn check(case: &Case, checked: bool) -> Result<(), TestCaseError> {
     let mut opts = RuntimeOptions::default();
     opts.codegen.checked = checked;
-    let model = CompiledModel::new(&case.graph, &case.params, &opts).map_err(|e| {
+    check_opts(case, &opts)
+}
+
+/// Compiles a case with `opts`, runs it and compares every output with the
+/// interpreter, within the generator's per-output tolerance.
+pub fn check_opts(case: &Case, opts: &RuntimeOptions) -> Result<(), TestCaseError> {
+    let model = CompiledModel::new(&case.graph, &case.params, opts).map_err(|e| {
         TestCaseError::fail(format!(
             "compile: {e}\n{}",
             dlc_ir::syntax::print(&case.graph)

@@ -13,8 +13,11 @@
 //!                                 last pc: bias + activation on the tile while it is hot
 //! ```
 //! Packing pads the edges with zeros, so the micro-kernel always computes full
-//! tiles; partial tiles go through a scratch tile and are copied out.
+//! tiles; partial tiles go through a scratch tile and are copied out. B is
+//! packed from a [`BSource`]: a strided matrix, or (for convolutions, see
+//! [`conv`]) the implicit im2col matrix of an image, read in place.
 
+pub mod conv;
 pub mod native;
 pub mod small;
 
@@ -23,7 +26,7 @@ use cranelift_codegen::ir::{AbiParam, InstBuilder, Value, types};
 
 use super::builder::{KernelBuilder, PTR};
 use super::math::Lanes;
-use crate::kernel::{GEMM_MR, GEMM_NR_MAX, MatMulKernel};
+use crate::kernel::{Activation, Blocking, GEMM_MR, GEMM_NR_MAX, MatMulKernel, MatView};
 use small::{activate, batch_offset};
 
 /// Which micro-kernel a GEMM uses.
@@ -45,9 +48,44 @@ impl Tier {
     }
 }
 
+/// Where the packing of B reads its `k × n` matrix.
+enum BSource<'a> {
+    /// A strided matrix view of argument 1.
+    Matrix(&'a MatView),
+    /// The im2col matrix of the image in argument 0, never materialised.
+    Image(&'a conv::Im2col),
+}
+
+/// Which index of C the bias (argument 2) is indexed by in the epilogue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BiasAxis {
+    /// `bias[j]` for column `j` (a matmul's `+ b` row).
+    Columns,
+    /// `bias[i]` for row `i` (a convolution's output channel).
+    Rows,
+}
+
+/// Element offsets of one product of a batch: A, B and C, and the bias start.
+struct Offsets {
+    a: Value,
+    b: Value,
+    c: Value,
+    bias: Value,
+}
+
 /// Static facts of one emitted GEMM.
 struct Gemm<'a> {
-    mm: &'a MatMulKernel,
+    /// `C (m×n) = A (m×k) · B (k×n)`.
+    m: usize,
+    n: usize,
+    k: usize,
+    bl: Blocking,
+    /// View of A and its argument index.
+    a: &'a MatView,
+    a_arg: usize,
+    b: BSource<'a>,
+    bias: Option<BiasAxis>,
+    activation: Activation,
     tier: Tier,
     mr: usize,
     nr: usize,
@@ -66,22 +104,15 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
         small::emit(kb, mm);
         return;
     }
-    let n_in = 2 + mm.bias.is_some() as usize;
-    let bl = mm.blocking();
-    let g = Gemm {
-        mm,
+    let bias = mm.bias.map(|_| BiasAxis::Columns);
+    let g = Gemm::new(
+        (mm.m, mm.n, mm.k),
+        mm.blocking(),
+        (&mm.a, 0),
+        BSource::Matrix(&mm.b),
+        bias,
+        mm.activation,
         tier,
-        mr: GEMM_MR,
-        nr: tier.nr(),
-        c: n_in,
-        s: n_in + 1,
-        bp_base: bl.mc * bl.kc,
-        tile_base: bl.mc * bl.kc + bl.kc * bl.nc,
-    };
-    debug_assert!(
-        GEMM_NR_MAX.is_multiple_of(g.nr)
-            && bl.nc.is_multiple_of(g.nr)
-            && bl.mc.is_multiple_of(g.mr)
     );
     let (m, n) = (mm.m as i64, mm.n as i64);
     let (start, end) = (kb.start, kb.end);
@@ -103,23 +134,68 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
         let a_off = batch_offset(kb, &mm.batch, &mm.a, bi);
         let b_off = batch_offset(kb, &mm.batch, &mm.b, bi);
         let c_off = kb.b.ins().imul_imm_s(bi, m * n);
-        g.batch(kb, rows, cols, a_off, b_off, c_off);
+        let bias = kb.int(mm.bias.unwrap_or(0) as i64);
+        let offs = Offsets {
+            a: a_off,
+            b: b_off,
+            c: c_off,
+            bias,
+        };
+        g.batch(kb, rows, cols, &offs);
         vec![]
     });
 }
 
-impl Gemm<'_> {
+impl<'a> Gemm<'a> {
+    /// A GEMM of shape `(m, n, k)` reading A from `(view, argument)`, B from
+    /// `b`, the bias (if any) from argument 2, writing C to the first argument
+    /// after the inputs; the scratch block is the argument after C.
+    fn new(
+        (m, n, k): (usize, usize, usize),
+        bl: Blocking,
+        (a, a_arg): (&'a MatView, usize),
+        b: BSource<'a>,
+        bias: Option<BiasAxis>,
+        activation: Activation,
+        tier: Tier,
+    ) -> Self {
+        let n_in = 2 + bias.is_some() as usize;
+        let g = Gemm {
+            m,
+            n,
+            k,
+            bl,
+            a,
+            a_arg,
+            b,
+            bias,
+            activation,
+            tier,
+            mr: GEMM_MR,
+            nr: tier.nr(),
+            c: n_in,
+            s: n_in + 1,
+            bp_base: bl.mc * bl.kc,
+            tile_base: bl.mc * bl.kc + bl.kc * bl.nc,
+        };
+        debug_assert!(
+            GEMM_NR_MAX.is_multiple_of(g.nr)
+                && bl.nc.is_multiple_of(g.nr)
+                && bl.mc.is_multiple_of(g.mr)
+        );
+        g
+    }
+
+    /// Rows `rows` × columns `cols` of one product of the batch.
     fn batch(
         &self,
         kb: &mut KernelBuilder,
         rows: (Value, Value),
         cols: (Value, Value),
-        a_off: Value,
-        b_off: Value,
-        c_off: Value,
+        offs: &Offsets,
     ) {
-        let bl = self.mm.blocking();
-        let k = self.mm.k as i64;
+        let bl = self.bl;
+        let k = self.k as i64;
         kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
             let left = kb.b.ins().isub(cols.1, jc);
             let ncv = kb.int(bl.nc as i64);
@@ -130,18 +206,19 @@ impl Gemm<'_> {
                 let left = kb.b.ins().isub(kv, pc);
                 let kcv = kb.int(bl.kc as i64);
                 let kc = kb.b.ins().smin(left, kcv);
-                self.pack_b(kb, b_off, jc, nc, cols.1, pc, kc);
+                self.pack_b(kb, offs.b, jc, nc, cols.1, pc, kc);
                 kb.for_range(rows.0, rows.1, bl.mc as i64, &[], |kb, ic, _| {
                     let left = kb.b.ins().isub(rows.1, ic);
                     let mcv = kb.int(bl.mc as i64);
                     let mc = kb.b.ins().smin(left, mcv);
-                    self.pack_a(kb, a_off, ic, mc, rows.1, pc, kc);
+                    self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
                     let zero = kb.int(0);
                     kb.for_range(zero, nc, self.nr as i64, &[], |kb, jr, _| {
                         let zero = kb.int(0);
                         kb.for_range(zero, mc, self.mr as i64, &[], |kb, ir, _| {
                             let at = TileAt {
-                                c_off,
+                                c_off: offs.c,
+                                bias_off: offs.bias,
                                 ic,
                                 jc,
                                 ir,
@@ -165,7 +242,7 @@ impl Gemm<'_> {
     }
 
     /// Packs `B[pc.., jc..]` (kc × nc) into panels of `nr` columns, k-major,
-    /// zero beyond column `col_hi`.
+    /// zero beyond column `col_hi`, reading from the B source.
     #[allow(clippy::too_many_arguments)]
     fn pack_b(
         &self,
@@ -177,7 +254,6 @@ impl Gemm<'_> {
         pc: Value,
         kc: Value,
     ) {
-        let v = &self.mm.b;
         let nr = self.nr as i64;
         let zero = kb.int(0);
         kb.for_range(zero, nc, nr, &[], |kb, jp, _| {
@@ -185,19 +261,44 @@ impl Gemm<'_> {
             let col0 = kb.b.ins().iadd(jc, jp);
             let dst0 = kb.b.ins().imul(jp, kc);
             let dst0 = kb.b.ins().iadd_imm_s(dst0, self.bp_base as i64);
-            let zero = kb.int(0);
-            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
-                let row = kb.b.ins().iadd(pc, p);
-                let src_row = kb.add_scaled(b_off, row, v.row_stride);
-                let dst = kb.b.ins().imul_imm_s(p, nr);
-                let dst = kb.b.ins().iadd(dst0, dst);
-                for j in 0..self.nr {
-                    let col = kb.b.ins().iadd_imm_s(col0, j as i64);
-                    let x = self.masked_load(kb, 1, src_row, col, v.col_stride, col_hi, self.mm.n);
-                    kb.store_at(x, self.s, dst, 4, 4 * j as i32);
-                }
-                vec![]
-            });
+            let panel = Panel {
+                b_off,
+                col0,
+                col_hi,
+                pc,
+                kc,
+                dst0,
+            };
+            match self.b {
+                BSource::Matrix(v) => self.pack_matrix_panel(kb, v, &panel),
+                BSource::Image(im) => im.pack_panel(kb, self, &panel),
+            }
+            vec![]
+        });
+    }
+
+    /// Packs one panel of B from a strided matrix.
+    fn pack_matrix_panel(&self, kb: &mut KernelBuilder, v: &MatView, panel: &Panel) {
+        let &Panel {
+            b_off,
+            col0,
+            col_hi,
+            pc,
+            kc,
+            dst0,
+        } = panel;
+        let nr = self.nr as i64;
+        let zero = kb.int(0);
+        kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+            let row = kb.b.ins().iadd(pc, p);
+            let src_row = kb.add_scaled(b_off, row, v.row_stride);
+            let dst = kb.b.ins().imul_imm_s(p, nr);
+            let dst = kb.b.ins().iadd(dst0, dst);
+            for j in 0..self.nr {
+                let col = kb.b.ins().iadd_imm_s(col0, j as i64);
+                let x = self.masked_load(kb, 1, src_row, col, v.col_stride, col_hi, self.n);
+                kb.store_at(x, self.s, dst, 4, 4 * j as i32);
+            }
             vec![]
         });
     }
@@ -215,7 +316,7 @@ impl Gemm<'_> {
         pc: Value,
         kc: Value,
     ) {
-        let v = &self.mm.a;
+        let v = self.a;
         let mr = self.mr as i64;
         let zero = kb.int(0);
         kb.for_range(zero, mc, mr, &[], |kb, ip, _| {
@@ -229,7 +330,15 @@ impl Gemm<'_> {
                 let dst = kb.b.ins().iadd(dst0, dst);
                 for r in 0..self.mr {
                     let row = kb.b.ins().iadd_imm_s(row0, r as i64);
-                    let x = self.masked_load(kb, 0, src_col, row, v.row_stride, row_hi, self.mm.m);
+                    let x = self.masked_load(
+                        kb,
+                        self.a_arg,
+                        src_col,
+                        row,
+                        v.row_stride,
+                        row_hi,
+                        self.m,
+                    );
                     kb.store_at(x, self.s, dst, 4, 4 * r as i32);
                 }
                 vec![]
@@ -263,7 +372,7 @@ impl Gemm<'_> {
     /// One `mr × nr` tile of C: micro-kernel, edge copy, epilogue.
     fn tile(&self, kb: &mut KernelBuilder, at: &TileAt) {
         let (mr, nr) = (self.mr as i64, self.nr as i64);
-        let n = self.mm.n;
+        let n = self.n;
         let rows_left = kb.b.ins().isub(at.mc, at.ir);
         let cols_left = kb.b.ins().isub(at.nc, at.jr);
         let full_rows =
@@ -295,10 +404,11 @@ impl Gemm<'_> {
                 self.copy_out(kb, tile_idx, c_idx, rv, cv, accumulate);
             },
         );
-        if self.mm.bias.is_some() || self.mm.activation != crate::kernel::Activation::Identity {
+        if self.bias.is_some() || self.activation != Activation::Identity {
             let sum = kb.b.ins().iadd(at.pc, at.kc);
-            let last = kb.b.ins().icmp_imm_s(IntCC::Equal, sum, self.mm.k as i64);
-            kb.if_then(last, |kb| self.epilogue(kb, c_idx, col, rv, cv));
+            let last = kb.b.ins().icmp_imm_s(IntCC::Equal, sum, self.k as i64);
+            let first = Tile { row, col, rv, cv };
+            kb.if_then(last, |kb| self.epilogue(kb, c_idx, at.bias_off, &first));
         }
     }
 
@@ -435,7 +545,7 @@ impl Gemm<'_> {
         cv: Value,
         accumulate: Value,
     ) {
-        let n = self.mm.n;
+        let n = self.n;
         let nr = self.nr;
         let zero = kb.int(0);
         kb.for_range(zero, rv, 1, &[], |kb, r, _| {
@@ -457,24 +567,36 @@ impl Gemm<'_> {
         });
     }
 
-    /// Adds the bias row and applies the activation to the valid part of a tile.
-    fn epilogue(&self, kb: &mut KernelBuilder, c_idx: Value, col: Value, rv: Value, cv: Value) {
-        let n = self.mm.n;
+    /// Adds the bias (element `bias_off + column` or `bias_off + row` of
+    /// argument 2) and applies the activation to the valid part of a tile.
+    fn epilogue(&self, kb: &mut KernelBuilder, c_idx: Value, bias_off: Value, t: &Tile) {
+        let n = self.n;
         let l = Lanes { vector: false };
         let zero = kb.int(0);
-        kb.for_range(zero, rv, 1, &[], |kb, r, _| {
+        kb.for_range(zero, t.rv, 1, &[], |kb, r, _| {
             let row = kb.add_scaled(c_idx, r, n);
+            let row_bias = match self.bias {
+                Some(BiasAxis::Rows) => {
+                    let i = kb.b.ins().iadd(bias_off, t.row);
+                    let i = kb.b.ins().iadd(i, r);
+                    Some(kb.load(types::F32, 2, i, 4))
+                }
+                _ => None,
+            };
             let zero = kb.int(0);
-            kb.for_range(zero, cv, 1, &[], |kb, j, _| {
+            kb.for_range(zero, t.cv, 1, &[], |kb, j, _| {
                 let d = kb.b.ins().iadd(row, j);
                 let mut v = kb.load(types::F32, self.c, d, 4);
-                if let Some(off) = self.mm.bias {
-                    let bj = kb.b.ins().iadd(col, j);
-                    let bj = kb.b.ins().iadd_imm_s(bj, off as i64);
+                if self.bias == Some(BiasAxis::Columns) {
+                    let bj = kb.b.ins().iadd(t.col, j);
+                    let bj = kb.b.ins().iadd(bj, bias_off);
                     let bias = kb.load(types::F32, 2, bj, 4);
                     v = kb.b.ins().fadd(v, bias);
                 }
-                let v = activate(kb, l, self.mm.activation, v);
+                if let Some(bias) = row_bias {
+                    v = kb.b.ins().fadd(v, bias);
+                }
+                let v = activate(kb, l, self.activation, v);
                 kb.store(v, self.c, d, 4);
                 vec![]
             });
@@ -486,6 +608,7 @@ impl Gemm<'_> {
 /// Where a tile sits: block origins, offsets within the block, block extents.
 struct TileAt {
     c_off: Value,
+    bias_off: Value,
     ic: Value,
     jc: Value,
     ir: Value,
@@ -494,6 +617,26 @@ struct TileAt {
     nc: Value,
     pc: Value,
     kc: Value,
+}
+
+/// The valid part of a tile: its first row and column in C and their counts.
+struct Tile {
+    row: Value,
+    col: Value,
+    rv: Value,
+    cv: Value,
+}
+
+/// One panel of B to pack: the product's B offset, the panel's first column,
+/// the end of the valid columns, the depth range `pc..pc + kc`, and the scratch
+/// index of the panel's first element.
+struct Panel {
+    b_off: Value,
+    col0: Value,
+    col_hi: Value,
+    pc: Value,
+    kc: Value,
+    dst0: Value,
 }
 
 /// The address of element `idx` (f32) of argument `arg`, for native calls.
