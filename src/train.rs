@@ -274,6 +274,8 @@ impl Trainer {
             updates.push((u.param.clone(), name));
         }
         let acc = accuracy_outputs(&mut step.graph);
+        // The whole step (forward, backward, update) is optimised like any graph.
+        step.graph = dlc_opt::optimize(&step.graph, &opts.opt)?.0;
         let values = dlc_tensor::init_params(&step.graph, opts.seed, &opts.params)?;
         let (mut engine, fallback) = Engine::new(&step.graph, values, &opts)?;
         if let Engine::Jit(m) = &mut engine {
