@@ -288,19 +288,51 @@ impl<'a> Gemm<'a> {
             dst0,
         } = panel;
         let nr = self.nr as i64;
-        let zero = kb.int(0);
-        kb.for_range(zero, kc, 1, &[], |kb, p, _| {
-            let row = kb.b.ins().iadd(pc, p);
-            let src_row = kb.add_scaled(b_off, row, v.row_stride);
-            let dst = kb.b.ins().imul_imm_s(p, nr);
-            let dst = kb.b.ins().iadd(dst0, dst);
-            for j in 0..self.nr {
-                let col = kb.b.ins().iadd_imm_s(col0, j as i64);
-                let x = self.masked_load(kb, 1, src_row, col, v.col_stride, col_hi, self.n);
-                kb.store_at(x, self.s, dst, 4, 4 * j as i32);
-            }
-            vec![]
-        });
+        let end = kb.b.ins().iadd_imm_s(col0, nr);
+        let full = kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, col_hi);
+        let masked = |kb: &mut KernelBuilder| {
+            let zero = kb.int(0);
+            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+                let row = kb.b.ins().iadd(pc, p);
+                let src_row = kb.add_scaled(b_off, row, v.row_stride);
+                let dst = kb.b.ins().imul_imm_s(p, nr);
+                let dst = kb.b.ins().iadd(dst0, dst);
+                for j in 0..self.nr {
+                    let col = kb.b.ins().iadd_imm_s(col0, j as i64);
+                    let x = self.masked_load(kb, 1, src_row, col, v.col_stride, col_hi, self.n);
+                    kb.store_at(x, self.s, dst, 4, 4 * j as i32);
+                }
+                vec![]
+            });
+        };
+        let Some(step) = displacement(self.nr, v.col_stride) else {
+            masked(kb);
+            return;
+        };
+        // A whole panel inside B: no masks; contiguous rows copy as f32x4.
+        let full_panel = |kb: &mut KernelBuilder| {
+            let src0 = kb.add_scaled(b_off, col0, v.col_stride);
+            let zero = kb.int(0);
+            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+                let row = kb.b.ins().iadd(pc, p);
+                let src = kb.add_scaled(src0, row, v.row_stride);
+                let dst = kb.b.ins().imul_imm_s(p, nr);
+                let dst = kb.b.ins().iadd(dst0, dst);
+                if v.col_stride == 1 {
+                    for q in 0..self.nr as i32 / 4 {
+                        let x = kb.load_at(types::F32X4, 1, src, 4, 16 * q);
+                        kb.store_at(x, self.s, dst, 4, 16 * q);
+                    }
+                } else {
+                    for j in 0..self.nr as i32 {
+                        let x = kb.load_at(types::F32, 1, src, 4, j * step);
+                        kb.store_at(x, self.s, dst, 4, 4 * j);
+                    }
+                }
+                vec![]
+            });
+        };
+        kb.if_else(full, full_panel, masked);
     }
 
     /// Packs `A[ic.., pc..]` (mc × kc) into panels of `mr` rows, k-major, zero
@@ -318,31 +350,57 @@ impl<'a> Gemm<'a> {
     ) {
         let v = self.a;
         let mr = self.mr as i64;
+        let step = displacement(self.mr, v.row_stride);
         let zero = kb.int(0);
         kb.for_range(zero, mc, mr, &[], |kb, ip, _| {
             let row0 = kb.b.ins().iadd(ic, ip);
             let dst0 = kb.b.ins().imul(ip, kc);
-            let zero = kb.int(0);
-            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
-                let col = kb.b.ins().iadd(pc, p);
-                let src_col = kb.add_scaled(a_off, col, v.col_stride);
-                let dst = kb.b.ins().imul_imm_s(p, mr);
-                let dst = kb.b.ins().iadd(dst0, dst);
-                for r in 0..self.mr {
-                    let row = kb.b.ins().iadd_imm_s(row0, r as i64);
-                    let x = self.masked_load(
-                        kb,
-                        self.a_arg,
-                        src_col,
-                        row,
-                        v.row_stride,
-                        row_hi,
-                        self.m,
-                    );
-                    kb.store_at(x, self.s, dst, 4, 4 * r as i32);
-                }
-                vec![]
-            });
+            let masked = |kb: &mut KernelBuilder| {
+                let zero = kb.int(0);
+                kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+                    let col = kb.b.ins().iadd(pc, p);
+                    let src_col = kb.add_scaled(a_off, col, v.col_stride);
+                    let dst = kb.b.ins().imul_imm_s(p, mr);
+                    let dst = kb.b.ins().iadd(dst0, dst);
+                    for r in 0..self.mr {
+                        let row = kb.b.ins().iadd_imm_s(row0, r as i64);
+                        let x = self.masked_load(
+                            kb,
+                            self.a_arg,
+                            src_col,
+                            row,
+                            v.row_stride,
+                            row_hi,
+                            self.m,
+                        );
+                        kb.store_at(x, self.s, dst, 4, 4 * r as i32);
+                    }
+                    vec![]
+                });
+            };
+            let Some(step) = step else {
+                masked(kb);
+                return vec![];
+            };
+            // A whole panel inside A: plain loads at constant displacements.
+            let full_panel = |kb: &mut KernelBuilder| {
+                let src0 = kb.add_scaled(a_off, row0, v.row_stride);
+                let zero = kb.int(0);
+                kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+                    let col = kb.b.ins().iadd(pc, p);
+                    let src = kb.add_scaled(src0, col, v.col_stride);
+                    let dst = kb.b.ins().imul_imm_s(p, mr);
+                    let dst = kb.b.ins().iadd(dst0, dst);
+                    for r in 0..self.mr as i32 {
+                        let x = kb.load_at(types::F32, self.a_arg, src, 4, r * step);
+                        kb.store_at(x, self.s, dst, 4, 4 * r);
+                    }
+                    vec![]
+                });
+            };
+            let end = kb.b.ins().iadd_imm_s(row0, mr);
+            let full = kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, row_hi);
+            kb.if_else(full, full_panel, masked);
             vec![]
         });
     }
@@ -644,4 +702,13 @@ fn byte_ptr(kb: &mut KernelBuilder, arg: usize, idx: Value) -> Value {
     let base = kb.arg_base(arg);
     let off = kb.b.ins().imul_imm_s(idx, 4);
     kb.b.ins().iadd(base, off)
+}
+
+/// The byte step between `count` consecutive elements `stride` apart, when the
+/// farthest fits an access displacement (else the packing keeps computing
+/// addresses per element).
+fn displacement(count: usize, stride: usize) -> Option<i32> {
+    let farthest = 4 * stride.checked_mul(count)?;
+    i32::try_from(farthest).ok()?;
+    i32::try_from(4 * stride).ok()
 }
