@@ -106,7 +106,8 @@ fn exact_inputs(g: &dlc_ir::Graph) -> Env {
 }
 
 /// Transposes read only by matmuls become strided operands (no copy kernel);
-/// one also used elsewhere keeps its kernel. Results equal the interpreter's
+/// one also used elsewhere keeps its kernel, and so does a transposed B of a
+/// small product. Results equal the interpreter's
 /// exactly, on both tiers, normal and checked, for packed and small products.
 #[test]
 fn transposed_matmul_operands_are_views() {
@@ -135,11 +136,11 @@ fn transposed_matmul_operands_are_views() {
                     .map(|k| k.name.as_str())
                     .filter(|name| name.ends_with("transpose"))
                     .collect();
-                assert_eq!(
-                    copies.len(),
-                    1,
-                    "only `bt` (also added to) is copied: {copies:?}"
-                );
+                // `bt` is also added to, so it is copied; a transposed B of a
+                // product too small for the packed GEMM is copied too (the
+                // row-panel kernel vectorises only over unit-stride columns).
+                let expected = if m.min(k).min(n) >= 16 { 1 } else { 3 };
+                assert_eq!(copies.len(), expected, "{m}x{k}x{n}: {copies:?}");
                 let got = model.run(&env).unwrap();
                 for name in ["c", "e", "f", "g"] {
                     assert_eq!(

@@ -250,11 +250,16 @@ pub const GEMM_MR: usize = 6;
 /// The widest micro-kernel tile of any tier (sizes scratch for all of them).
 pub const GEMM_NR_MAX: usize = 16;
 
+/// Whether the packed, cache-blocked GEMM runs an `m×k · k×n` product (else
+/// the row-panel kernel, cheaper for thin or tiny products).
+pub fn gemm_packed(m: usize, n: usize, k: usize) -> bool {
+    m >= 16 && n >= 16 && k >= 16
+}
+
 impl MatMulKernel {
-    /// Whether the packed, cache-blocked GEMM runs this product (else the
-    /// row-panel kernel, cheaper for thin or tiny products).
+    /// Whether the packed, cache-blocked GEMM runs this product ([`gemm_packed`]).
     pub fn packed(&self) -> bool {
-        self.m >= 16 && self.n >= 16 && self.k >= 16
+        gemm_packed(self.m, self.n, self.k)
     }
 
     /// Whether the parallel loop splits columns (thin, wide products) rather than rows.

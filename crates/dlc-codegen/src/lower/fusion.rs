@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use dlc_ir::{Graph, NodeId, Op, ValueId};
 
+use crate::kernel::gemm_packed;
+
 /// Whether lowering may fold a node into the leaf reads or the expression of an
 /// elementwise consumer.
 fn fusible(op: &Op) -> bool {
@@ -49,15 +51,27 @@ pub fn swaps_last_two(perm: &[usize]) -> bool {
 
 /// The transposes that get no kernel: each swaps the last two axes, is not a
 /// graph output, and is used only by matmuls, which read its operand through a
-/// view with the row and column strides exchanged (the GEMM packing reads any
-/// strides, so the transposed copy is never written).
+/// view with the row and column strides exchanged. The GEMM packing reads any
+/// strides; the row-panel kernel of small products vectorises only over a B
+/// with unit column stride, so a transposed B folds only into packed products.
 pub fn folded_transposes(g: &Graph) -> HashSet<NodeId> {
     let outputs: HashSet<ValueId> = g.outputs().iter().map(|o| o.value).collect();
+    let reads_well = |t: NodeId, user: NodeId| {
+        let ops = g.operands(user);
+        if !matches!(g.node(user).op, Op::MatMul) {
+            return false;
+        }
+        if ops[1].node != t {
+            return true;
+        }
+        let (a, b) = (&g.ty(ops[0]).shape, &g.ty(ops[1]).shape);
+        gemm_packed(a[a.len() - 2], b[b.len() - 1], a[a.len() - 1])
+    };
     g.node_ids()
         .filter(|&id| {
             matches!(&g.node(id).op, Op::Transpose { perm } if swaps_last_two(perm))
                 && !outputs.contains(&ValueId::first(id))
-                && g.users(id).all(|u| matches!(g.node(u).op, Op::MatMul))
+                && g.users(id).all(|u| reads_well(id, u))
         })
         .collect()
 }
