@@ -6,8 +6,8 @@
 //! match within the suggested gradient tolerance
 //! `|got - ref| <= 1e-3 |ref| + 1e-3 max|ref|`. `mlp2_train_step`'s `sgd_*` keys
 //! (one SGD step, lr 0.1) are checked through the interpreter on the training
-//! step graph. The JIT does not lower the grid LSTM's gradient yet: the JIT
-//! tests expect exactly [`NOT_LOWERED`] to be refused.
+//! step graph. Every file's gradient graph compiles on the JIT (the grid
+//! LSTM's gradient included); none is skipped.
 
 #[path = "common/reference.rs"]
 mod reference;
@@ -166,27 +166,13 @@ fn interpreter_gradients_match_every_reference_file() {
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
 }
 
-/// Files whose gradient graph holds an op the JIT does not lower yet (the grid
-/// LSTM's backward pass). The JIT tests require exactly these to be refused as
-/// unsupported, so a new gap fails the test and so does closing this one.
-const NOT_LOWERED: &[&str] = &["grid_lstm2d.npz"];
-
 fn jit(checked: bool) {
     let mut opts = RuntimeOptions::default();
     opts.codegen.checked = checked;
     let mut failures = Vec::new();
-    let mut unsupported = Vec::new();
     let cases = all_cases();
     for c in &cases {
-        let model = match CompiledModel::new(&c.graph, &c.params, &opts) {
-            Err(e) if e.to_string().contains("grid_lstm_grad") => {
-                eprintln!("skip {:<36} {e}", c.file);
-                unsupported.push(c.file.as_str());
-                continue;
-            }
-            other => other,
-        };
-        let r = model
+        let r = CompiledModel::new(&c.graph, &c.params, &opts)
             .map_err(|e| e.to_string())
             .and_then(|m| m.run(&c.inputs).map_err(|e| e.to_string()))
             .and_then(|got| worst(c, &got));
@@ -196,7 +182,6 @@ fn jit(checked: bool) {
         }
     }
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
-    assert_eq!(unsupported, NOT_LOWERED, "files the JIT refuses");
 }
 
 #[test]

@@ -39,18 +39,10 @@ proptest! {
     }
 }
 
-/// Whether a case holds an op the JIT does not lower yet (the grid LSTM's
-/// gradient); such cases are discarded, not passed.
-fn has_unlowered(case: &dlc_testgen::Case) -> bool {
-    case.graph
-        .node_ids()
-        .any(|id| matches!(case.graph.node(id).op, dlc_ir::Op::GridLstmGrad))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
     /// The backward ops autodiff emits (convolution weight, pooling, gather,
-    /// recurrent and attention gradients), normal and checked mode. Each output
+    /// recurrent, grid-LSTM and attention gradients), normal and checked mode. Each output
     /// is held to the generator's error-model tolerance (`dlc_testgen::tolerance`):
     /// the weight gradients are sums of `N·P` products (`lin`), the recurrent
     /// gradients grow linearly with the number of steps — the JIT sums in a
@@ -58,7 +50,6 @@ proptest! {
     /// with its vectorised exp/tanh, both inside that model's rounding budget.
     #[test]
     fn backward(case in dlc_testgen::arb_case(family_config(Family::Backward)), checked in any::<bool>()) {
-        prop_assume!(!has_unlowered(&case));
         check(&case, checked)?;
     }
 }

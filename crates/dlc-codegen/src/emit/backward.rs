@@ -1,9 +1,11 @@
 //! Emitters of the backward family's own kernels: the patch matrix of a
 //! convolution weight gradient and the gather gradient (here), the pooling
 //! gradients ([`pool`]), the attention gradient's row passes ([`attention`])
-//! and backpropagation through time ([`recurrent`]).
+//! and backpropagation through time ([`recurrent`]) and through the grid LSTM
+//! ([`grid_lstm`]).
 
 mod attention;
+mod grid_lstm;
 mod pool;
 mod recurrent;
 
@@ -49,6 +51,13 @@ pub fn emit(kb: &mut KernelBuilder, op: &BackwardOp) {
             batch,
             hidden,
         } => recurrent::bptt(kb, cell, sequence, [steps, batch, hidden]),
+        BackwardOp::GridLstmBackward {
+            rows,
+            cols,
+            batch,
+            features,
+            hidden,
+        } => grid_lstm::emit(kb, [rows, cols, batch, features, hidden]),
     }
 }
 

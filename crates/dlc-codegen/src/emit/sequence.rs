@@ -46,7 +46,8 @@ pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel) {
             batch,
             features,
             hidden,
-        } => grid_lstm::emit(kb, [*rows, *cols, *batch, *features, *hidden]),
+            keep_gates,
+        } => grid_lstm::emit(kb, [*rows, *cols, *batch, *features, *hidden], *keep_gates),
         SequenceOp::Attention { .. } => attention::emit(kb, op),
     }
 }

@@ -103,4 +103,30 @@ pub enum BackwardOp {
         /// Hidden units.
         hidden: usize,
     },
+    /// Backpropagation through the grid LSTM, one batch row per parallel index
+    /// (cells indexed `c = i·Wg + j`, rows of the `[M, ·]` buffers `c·B + b`).
+    ///
+    /// Inputs `x [M, F]`, `y [M, 2H]` (the forward pass's states), `wt [8H, 2H]`
+    /// (the state rows of `w1 | w2`, transposed), `dy [M, 2H]`, `dh_vert,
+    /// dm_vert [Wg, B, H]`, `dh_hor, dm_hor [Hg, B, H]`. Outputs: `gates [M, 8H]`
+    /// (both directions' gate pre-activations on entry, kept by the forward
+    /// kernel; their activations after a forward scan; the gate gradients on
+    /// exit), `z [M, F+2H]` (each cell's input `[x, h1 from above, h2 from the
+    /// left]`), scratch `m1 [(Hg+1)·Wg·B, H]` and `m2 [Hg·(Wg+1)·B, H]` (the
+    /// memories, a zero border before the first row/column), `carry_v [Wg, B,
+    /// 2H]` (per column, the direction-1 state gradients `dh | dm`) and `carry_h
+    /// [B, 3H]` (the state part of `dz`, whose second half is the direction-2
+    /// `dh`, then the direction-2 `dm`).
+    GridLstmBackward {
+        /// Grid rows `Hg`.
+        rows: usize,
+        /// Grid columns `Wg`.
+        cols: usize,
+        /// Batch rows `B`.
+        batch: usize,
+        /// Input features `F`.
+        features: usize,
+        /// Hidden units `H`.
+        hidden: usize,
+    },
 }

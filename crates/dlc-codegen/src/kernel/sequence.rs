@@ -35,7 +35,8 @@ pub enum SequenceOp {
     ///
     /// Inputs: `gx1, gx2 [Hg, Wg, B, 4H]` (`x · w_d[..F] + b_d`), `w1, w2 [F+2H, 4H]`.
     /// Outputs: `y [Hg, Wg, B, 2H]`, `h_vert, m_vert [Wg, B, H]`, `h_hor, m_hor
-    /// [Hg, B, H]`, and a scratch `[B, 2, 4H]` for one cell's gates. While the
+    /// [Hg, B, H]`, and a scratch `[B, 2, 4H]` for one cell's gates (`[M, 2, 4H]`
+    /// for every cell `M = Hg·Wg·B` when `keep_gates`). While the
     /// grid is swept, the direction-1 state of column `j` lives in
     /// `h_vert[j]`/`m_vert[j]` and the direction-2 state of row `i` in
     /// `h_hor[i]`/`m_hor[i]`.
@@ -50,6 +51,8 @@ pub enum SequenceOp {
         features: usize,
         /// Hidden size `H`.
         hidden: usize,
+        /// Keep every cell's gate pre-activations (for the backward pass).
+        keep_gates: bool,
     },
     /// `o = softmax(q kᵀ · scale) v` per batch index, streaming over key blocks
     /// (running maximum and sum per query row), so no `L × S` matrix is stored.

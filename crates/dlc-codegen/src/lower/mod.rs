@@ -11,6 +11,7 @@
 mod backward;
 mod elementwise;
 mod fusion;
+mod grid_grad;
 mod norm;
 mod ops;
 mod recurrent_grad;

@@ -108,6 +108,10 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         Op::RecurrentGrad { cell, sequence } => {
             super::recurrent_grad::lower(cx, id, *cell, *sequence)
         }
+        Op::GridLstmGrad => {
+            super::grid_grad::lower(cx, id);
+            Ok(())
+        }
         other => Err(CodegenError::Unsupported(other.name())),
     }
 }

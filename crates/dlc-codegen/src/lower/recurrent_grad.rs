@@ -17,7 +17,7 @@ use crate::kernel::{
 };
 
 /// A plain 2-D view `offset + r·row_stride + c·col_stride`.
-fn view(row_stride: usize, col_stride: usize) -> MatView {
+pub(super) fn view(row_stride: usize, col_stride: usize) -> MatView {
     MatView {
         offset: 0,
         row_stride,
@@ -27,7 +27,7 @@ fn view(row_stride: usize, col_stride: usize) -> MatView {
 }
 
 /// `out [m, n] = a · b (+ bias)`.
-fn gemm(
+pub(super) fn gemm(
     cx: &mut Lower,
     id: NodeId,
     (m, n, k): (usize, usize, usize),
@@ -52,11 +52,20 @@ fn gemm(
 }
 
 /// Appends a kernel computing part of node `id`.
-fn push(cx: &mut Lower, id: NodeId, name: &str, op: KernelOp, io: (Vec<BufId>, Vec<BufId>)) {
+pub(super) fn push(
+    cx: &mut Lower,
+    id: NodeId,
+    name: &str,
+    op: KernelOp,
+    io: (Vec<BufId>, Vec<BufId>),
+) {
     let parallel = match &op {
         KernelOp::Copy(c) => c.shape[0],
         KernelOp::Sequence(SequenceOp::Recurrent { batch, .. })
-        | KernelOp::Backward(BackwardOp::RecurrentBackward { batch, .. }) => *batch,
+        | KernelOp::Backward(
+            BackwardOp::RecurrentBackward { batch, .. }
+            | BackwardOp::GridLstmBackward { batch, .. },
+        ) => *batch,
         _ => 1,
     };
     let bytes: usize =

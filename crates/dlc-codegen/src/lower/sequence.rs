@@ -136,6 +136,21 @@ fn recurrent(
 
 /// Grid LSTM: the input part of both directions' gates as two GEMMs, then the sweep.
 fn grid_lstm(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
+    let outputs = results(cx, id, 5);
+    grid_sweep(cx, id, outputs, false);
+    Ok(())
+}
+
+/// Pushes the grid-LSTM forward pass of node `id` (whose first five operands
+/// are `x, w1, b1, w2, b2`) writing `outputs` (`y, h_vert, m_vert, h_hor,
+/// m_hor`); returns its gate scratch, which holds every cell's gate
+/// pre-activations `[Hg·Wg·B, 2, 4H]` afterwards when `keep_gates`.
+pub(super) fn grid_sweep(
+    cx: &mut Lower,
+    id: NodeId,
+    mut outputs: Vec<BufId>,
+    keep_gates: bool,
+) -> BufId {
     let ops = cx.g.operands(id);
     let xs = cx.g.ty(ops[0]).shape.clone();
     let (rows, cols, batch, features) = (xs[0], xs[1], xs[2], xs[3]);
@@ -161,14 +176,16 @@ fn grid_lstm(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         weights.push(w);
     }
     inputs.extend(weights);
-    let mut outputs = results(cx, id, 5);
-    outputs.push(scratch(cx, id, batch * 2 * g4, "gates"));
+    let gate_rows = if keep_gates { m } else { batch };
+    let gates = scratch(cx, id, gate_rows * 2 * g4, "gates");
+    outputs.push(gates);
     let op = SequenceOp::GridLstm {
         rows,
         cols,
         batch,
         features,
         hidden,
+        keep_gates,
     };
     let k = 2 * hidden;
     cx.push_kernel(Kernel {
@@ -182,7 +199,7 @@ fn grid_lstm(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         nodes: vec![id],
         in_place: vec![],
     });
-    Ok(())
+    gates
 }
 
 /// Appends an attention kernel (with its score scratch) writing `o`.

@@ -68,21 +68,26 @@ impl Args {
 }
 
 /// `y (1 − y)`, the sigmoid's derivative from its value.
-fn d_sigmoid(kb: &mut KernelBuilder, l: Lanes, y: Value) -> Value {
+pub(super) fn d_sigmoid(kb: &mut KernelBuilder, l: Lanes, y: Value) -> Value {
     let one = kb.fconst(l, 1.0);
     let m = kb.b.ins().fsub(one, y);
     kb.b.ins().fmul(y, m)
 }
 
 /// `1 − y²`, tanh's derivative from its value.
-fn d_tanh(kb: &mut KernelBuilder, l: Lanes, y: Value) -> Value {
+pub(super) fn d_tanh(kb: &mut KernelBuilder, l: Lanes, y: Value) -> Value {
     let one = kb.fconst(l, 1.0);
     let y2 = kb.b.ins().fmul(y, y);
     kb.b.ins().fsub(one, y2)
 }
 
 /// Copies `len` elements from `src[s..]` to `dst[d..]`.
-fn copy(kb: &mut KernelBuilder, (src, s): (usize, Value), (dst, d): (usize, Value), len: usize) {
+pub(super) fn copy(
+    kb: &mut KernelBuilder,
+    (src, s): (usize, Value),
+    (dst, d): (usize, Value),
+    len: usize,
+) {
     each(kb, len, 2, &|kb, l, at| {
         let v = at.load(kb, l, src, s);
         at.store(kb, v, dst, d);
@@ -214,27 +219,9 @@ fn gate_grads(
             let c_old = at.load(kb, l, c, srow);
             let c_new = at.load(kb, l, c, cnew);
             let tc = kb.tanh(l, c_new);
-            // dcn = dc + dh·o·(1 − tanh²(c_new))
-            let dtc = d_tanh(kb, l, tc);
-            let dho = kb.b.ins().fmul(dh, o);
-            let dho = kb.b.ins().fmul(dho, dtc);
             let dc_in = at.load(kb, l, dc, hrow);
-            let dcn = kb.b.ins().fadd(dc_in, dho);
-            let (dsi, dsf, dtg, dso) = (
-                d_sigmoid(kb, l, i),
-                d_sigmoid(kb, l, f),
-                d_tanh(kb, l, g),
-                d_sigmoid(kb, l, o),
-            );
-            // dcn · x · y
-            let mut grad = |x: Value, y: Value| {
-                let v = kb.b.ins().fmul(dcn, x);
-                kb.b.ins().fmul(v, y)
-            };
-            let (di, df, dg) = (grad(g, dsi), grad(c_old, dsf), grad(i, dtg));
-            let d_o = kb.b.ins().fmul(dh, tc);
-            let dop = kb.b.ins().fmul(d_o, dso);
-            let dc_old = kb.b.ins().fmul(dcn, f);
+            let ([di, df, dg, dop], dc_old) =
+                lstm_cell_grads(kb, l, [i, f, g, o], c_old, tc, dh, dc_in);
             at.store(kb, dc_old, dc, hrow);
             at.store(kb, zero, a.dh, hrow);
             vec![(di, di), (df, df), (dg, dg), (dop, dop)]
@@ -268,4 +255,40 @@ fn gate_grads(
             vec![(dr, dr), (dz, dz), (dn, dnr)]
         }
     }
+}
+
+/// One LSTM cell's backward step at one position (formulas as in the
+/// interpreter): from the gate activations `[i, f, g, o]`, the old cell state
+/// `c`, `tanh` of the new one and the new state's gradients `dh`, `dc`, the
+/// gradients of the gate pre-activations and of the old cell state.
+pub(super) fn lstm_cell_grads(
+    kb: &mut KernelBuilder,
+    l: Lanes,
+    [i, f, g, o]: [Value; 4],
+    c: Value,
+    tc: Value,
+    dh: Value,
+    dc: Value,
+) -> ([Value; 4], Value) {
+    // dcn = dc + dh·o·(1 − tanh²(c_new))
+    let dtc = d_tanh(kb, l, tc);
+    let dho = kb.b.ins().fmul(dh, o);
+    let dho = kb.b.ins().fmul(dho, dtc);
+    let dcn = kb.b.ins().fadd(dc, dho);
+    let (dsi, dsf, dtg, dso) = (
+        d_sigmoid(kb, l, i),
+        d_sigmoid(kb, l, f),
+        d_tanh(kb, l, g),
+        d_sigmoid(kb, l, o),
+    );
+    // dcn · x · y
+    let mut grad = |x: Value, y: Value| {
+        let v = kb.b.ins().fmul(dcn, x);
+        kb.b.ins().fmul(v, y)
+    };
+    let (di, df, dg) = (grad(g, dsi), grad(c, dsf), grad(i, dtg));
+    let d_o = kb.b.ins().fmul(dh, tc);
+    let dop = kb.b.ins().fmul(d_o, dso);
+    let dc_old = kb.b.ins().fmul(dcn, f);
+    ([di, df, dg, dop], dc_old)
 }

@@ -21,8 +21,13 @@ const H_HOR: usize = 7;
 const M_HOR: usize = 8;
 const GATES: usize = 9;
 
-/// Emits the kernel for `[rows, cols, batch, features, hidden]`.
-pub(super) fn emit(kb: &mut KernelBuilder, [rows, cols, batch, features, hidden]: [usize; 5]) {
+/// Emits the kernel for `[rows, cols, batch, features, hidden]`; with
+/// `keep_gates` each cell's gates get their own scratch row.
+pub(super) fn emit(
+    kb: &mut KernelBuilder,
+    [rows, cols, batch, features, hidden]: [usize; 5],
+    keep_gates: bool,
+) {
     let h = hidden;
     // Element offset of state row `(i, b)` of a `[_, B, H]` state.
     let state_row = |kb: &mut KernelBuilder, i: Value, b: Value| {
@@ -51,7 +56,12 @@ pub(super) fn emit(kb: &mut KernelBuilder, [rows, cols, batch, features, hidden]
                 let c = state_row(kb, ij, b); // (ij*B + b)*H
                 let gx = kb.b.ins().imul_imm_s(c, 4);
                 let y = Row::new(Y, kb.b.ins().imul_imm_s(c, 2));
-                let gates = Row::new(GATES, kb.b.ins().imul_imm_s(b, 8 * h as i64));
+                let gates = if keep_gates {
+                    kb.b.ins().imul_imm_s(c, 8)
+                } else {
+                    kb.b.ins().imul_imm_s(b, 8 * h as i64)
+                };
+                let gates = Row::new(GATES, gates);
                 cell(kb, features, h, gx, gates, y, [dir1, dir2]);
                 copy_row(kb, y, dir1[0], h);
                 let y2 = y.offset(kb, h);
