@@ -12,7 +12,7 @@ mod reference;
 
 use std::path::Path;
 
-use common::check;
+use common::{check, check_opts};
 use dlc_runtime::{CompiledModel, RuntimeOptions, Threading};
 use dlc_tensor::{Value, allowance_ratio};
 use dlc_testgen::{Case, Family, GenConfig};
@@ -51,13 +51,19 @@ fn case(src: &str) -> Case {
     }
 }
 
-/// Checks a case unchecked and in checked mode.
+/// Checks a case unchecked and in checked mode, and on the portable tier
+/// (Cranelift products instead of the native AVX2 ones).
 fn check_both(src: &str) {
     let c = case(src);
     for checked in [false, true] {
         if let Err(e) = check(&c, checked) {
             panic!("checked={checked}: {e}");
         }
+    }
+    let mut portable = RuntimeOptions::default();
+    portable.codegen.portable = true;
+    if let Err(e) = check_opts(&c, &portable) {
+        panic!("portable: {e}");
     }
 }
 

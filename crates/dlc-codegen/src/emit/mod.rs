@@ -193,7 +193,7 @@ fn emit_body(kb: &mut KernelBuilder, k: &Kernel, tier: gemm::Tier) {
         KernelOp::MatMul(m) => gemm::emit(kb, m, tier),
         KernelOp::Norm(op) => norm::emit(kb, op, k),
         KernelOp::Spatial(op) => spatial::emit(kb, op, k, tier),
-        KernelOp::Sequence(op) => sequence::emit(kb, op, k),
+        KernelOp::Sequence(op) => sequence::emit(kb, op, k, tier),
         KernelOp::Backward(op) => backward::emit(kb, op),
     }
 }

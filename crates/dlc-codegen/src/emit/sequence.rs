@@ -5,6 +5,7 @@
 
 mod attention;
 mod grid_lstm;
+mod nt;
 mod recurrent;
 
 use cranelift_codegen::ir::{
@@ -12,6 +13,7 @@ use cranelift_codegen::ir::{
 };
 
 use super::builder::KernelBuilder;
+use super::gemm::Tier;
 use super::math::Lanes;
 use crate::kernel::{Kernel, SequenceOp};
 
@@ -20,8 +22,13 @@ const V: Lanes = Lanes { vector: true };
 /// Scalar f32.
 const S: Lanes = Lanes { vector: false };
 
-/// Emits the body of a sequence kernel.
-pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel) {
+/// Emits the body of a sequence kernel; the native tier also selects the
+/// native products of [`nt`].
+pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
+    let nt = match tier {
+        Tier::Native(_) => nt::detect(),
+        Tier::Portable => None,
+    };
     match op {
         SequenceOp::Recurrent {
             cell,
@@ -39,6 +46,7 @@ pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel) {
                 hidden: *hidden,
             },
             k.inputs.len(),
+            nt,
         ),
         SequenceOp::GridLstm {
             rows,

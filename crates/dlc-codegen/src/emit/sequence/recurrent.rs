@@ -1,14 +1,18 @@
-//! The rnn/lstm/gru recurrence: per batch row, a loop over time steps. Each
-//! step makes two passes over the hidden units: the recurrent dot products
-//! `gh = h · W_hh[row] + b_hh` (four units of two gates at a time) into a small
-//! per-row scratch, then the fused gate math writing the new state (and `y`).
-//! Keeping the math (and its many vector constants, which Cranelift hoists to
-//! the enclosing loop) out of the dot-product loop nest keeps the accumulators
-//! in registers.
+//! The rnn/lstm/gru recurrence over the kernel's block of batch rows: a loop
+//! over time steps, each making two passes. First the recurrent product
+//! `gh = h · W_hhᵀ` of every row of the block: with AVX2 one call of the native
+//! NT kernel ([`super::nt`]), which loads each `W_hh` vector once for four batch
+//! rows, so the block streams `W_hh` once per step instead of once per row;
+//! otherwise Cranelift dot products per row (four units of two gates at a time).
+//! Then, per row, the fused gate math (`+ b_hh`, sigmoid/tanh, cell update)
+//! writing the new state and `y`. Keeping the math (and its many vector
+//! constants, which Cranelift hoists to the enclosing loop) out of the
+//! dot-product loops keeps the accumulators in registers.
 
 use cranelift_codegen::ir::{InstBuilder, Value};
 use dlc_ir::CellKind;
 
+use super::nt::{self, NtKernel, Operand};
 use super::{Row, copy_row, dot1, dot4, for_lanes};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
@@ -22,82 +26,120 @@ pub(super) struct Shape {
     pub hidden: usize,
 }
 
-/// Where one step reads and writes, for one batch row.
-struct Step {
-    /// This step's input projections `gx[t, b, ..]`.
-    gx: Row,
-    /// Scratch for this row's `gh` (`G*H` elements).
-    gh: Row,
+/// Where a step reads and writes: argument indices (`gx`, `gh` and `y` are
+/// indexed by batch row and, for `gx` and `y`, by step; the states by batch row).
+struct Io {
+    /// The input projections `gx [T, B, G*H]`.
+    gx: usize,
+    /// The scratch for `gh [B, G*H]`.
+    gh: usize,
     /// The previous hidden state (read only).
-    h: Row,
+    h: usize,
     /// The previous cell state (LSTM).
-    c: Option<Row>,
-    /// The new hidden state.
-    h_out: Row,
+    c: Option<usize>,
+    /// The new hidden state (the cell form's output, or `y` of the sequence form).
+    h_out: usize,
+    /// Also written with the new hidden state: `h_n`, which holds the state
+    /// between steps of the sequence form (it is `h` then).
+    h_state: Option<usize>,
     /// The new cell state (LSTM; may be `c` itself).
-    c_out: Option<Row>,
+    c_out: Option<usize>,
+    /// Argument index of `w_hh` (`b_hh` follows).
+    w: usize,
 }
 
-/// Emits the kernel; `n_in` is the number of inputs (outputs follow them).
-pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize) {
+/// Emits the kernel; `n_in` is the number of inputs (outputs follow them); `nt`
+/// is the native product kernel, if the target has one.
+pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize, nt: Option<NtKernel>) {
     let lstm = s.cell.has_cell_state();
-    let (h, gh) = (s.hidden, s.cell.gates() * s.hidden);
-    let weights = 2 + lstm as usize;
+    let h = s.hidden;
+    let w = 2 + lstm as usize;
     // The scratch is the last output: y?, h_n, c_n?, gh.
-    let scratch = n_in + s.sequence as usize + 1 + lstm as usize;
+    let gh = n_in + s.sequence as usize + 1 + lstm as usize;
     let (start, end) = (kb.start, kb.end);
+    if !s.sequence {
+        let io = Io {
+            gx: 0,
+            gh,
+            h: 1,
+            c: lstm.then_some(2),
+            h_out: n_in,
+            h_state: None,
+            c_out: lstm.then_some(n_in + 1),
+            w,
+        };
+        let t = kb.int(0);
+        step(kb, s, &io, t, nt);
+        return;
+    }
+    // The state lives in h_n / c_n; each step writes y[t] and h_n.
+    let (h_n, c_n) = (n_in + 1, lstm.then_some(n_in + 2));
     kb.for_range(start, end, 1, &[], |kb, b, _| {
         let row = kb.b.ins().imul_imm_s(b, h as i64);
-        let gh_row = Row::new(scratch, kb.b.ins().imul_imm_s(b, gh as i64));
-        if !s.sequence {
-            let gx = kb.b.ins().imul_imm_s(b, gh as i64);
-            let st = Step {
-                gx: Row::new(0, gx),
-                gh: gh_row,
-                h: Row::new(1, row),
-                c: lstm.then(|| Row::new(2, row)),
-                h_out: Row::new(n_in, row),
-                c_out: lstm.then(|| Row::new(n_in + 1, row)),
-            };
-            step(kb, s, &st, weights);
-            return vec![];
-        }
-        // The state lives in h_n / c_n; each step writes y[t] and copies it to h_n.
-        let h_n = Row::new(n_in + 1, row);
-        let c_n = lstm.then(|| Row::new(n_in + 2, row));
-        copy_row(kb, Row::new(1, row), h_n, h);
+        copy_row(kb, Row::new(1, row), Row::new(h_n, row), h);
         if let Some(c_n) = c_n {
-            copy_row(kb, Row::new(2, row), c_n, h);
+            copy_row(kb, Row::new(2, row), Row::new(c_n, row), h);
         }
-        kb.for_n(s.steps, &[], |kb, t, _| {
-            let tb = kb.b.ins().imul_imm_s(t, s.batch as i64);
-            let tb = kb.b.ins().iadd(tb, b);
-            let y_row = kb.b.ins().imul_imm_s(tb, h as i64);
-            let gx = kb.b.ins().imul_imm_s(tb, gh as i64);
-            let y = Row::new(n_in, y_row);
-            let st = Step {
-                gx: Row::new(0, gx),
-                gh: gh_row,
-                h: h_n,
-                c: c_n,
-                h_out: y,
-                c_out: c_n,
-            };
-            step(kb, s, &st, weights);
-            copy_row(kb, y, h_n, h);
-            vec![]
-        });
+        vec![]
+    });
+    let io = Io {
+        gx: 0,
+        gh,
+        h: h_n,
+        c: c_n,
+        h_out: n_in,
+        h_state: Some(h_n),
+        c_out: c_n,
+        w,
+    };
+    kb.for_n(s.steps, &[], |kb, t, _| {
+        step(kb, s, &io, t, nt);
         vec![]
     });
 }
 
-/// One time step of one batch row; `w` is the argument index of `w_hh` (`b_hh` follows).
-fn step(kb: &mut KernelBuilder, s: &Shape, st: &Step, w: usize) {
+/// Time step `t` for the kernel's batch rows `start..end`.
+fn step(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, nt: Option<NtKernel>) {
+    let (h, gh) = (s.hidden, s.cell.gates() * s.hidden);
+    let (start, end) = (kb.start, kb.end);
+    match nt {
+        Some(f) => {
+            let rows = kb.b.ins().isub(end, start);
+            let operand = |kb: &mut KernelBuilder, arg, ld: usize| Operand {
+                arg,
+                first: kb.b.ins().imul_imm_s(start, ld as i64),
+                ld,
+            };
+            let a = operand(kb, io.h, h);
+            let c = operand(kb, io.gh, gh);
+            let w = Operand {
+                arg: io.w,
+                first: kb.int(0),
+                ld: h,
+            };
+            // Alternate directions over W_hh between steps (see `nt`).
+            let reverse = kb.b.ins().band_imm_s(t, 1);
+            nt::emit_call(kb, f, rows, (gh, h), a, w, c, reverse);
+        }
+        None => {
+            kb.for_range(start, end, 1, &[], |kb, b, _| {
+                let hr = Row::new(io.h, kb.b.ins().imul_imm_s(b, h as i64));
+                let ghr = Row::new(io.gh, kb.b.ins().imul_imm_s(b, gh as i64));
+                product_row(kb, s, hr, ghr, io.w);
+                vec![]
+            });
+        }
+    }
+    kb.for_range(start, end, 1, &[], |kb, b, _| {
+        gates_row(kb, s, io, t, b);
+        vec![]
+    });
+}
+
+/// `gh = h · W_hhᵀ` for one batch row (the portable path), two gates at a time,
+/// each pair stored before the next is computed (so its accumulators are dead by then).
+fn product_row(kb: &mut KernelBuilder, s: &Shape, hr: Row, ghr: Row, w: usize) {
     let (h, gates) = (s.hidden, s.cell.gates());
-    let zero = kb.int(0);
-    // Pass 1: gh = h · W_hhᵀ + b_hh, two gates at a time, each pair stored before
-    // the next is computed (so its accumulators are dead by then).
-    let bias = Row::new(w + 1, zero);
     for_lanes(kb, h, |kb, l, j| {
         // Row `gate*H + j` of w_hh starts at element (gate*H + j)*H.
         let jh = kb.b.ins().imul_imm_s(j, h as i64);
@@ -108,36 +150,68 @@ fn step(kb: &mut KernelBuilder, s: &Shape, st: &Step, w: usize) {
                     .iter()
                     .flat_map(|&g| (0..4).map(move |r| (g * h + r) * h))
                     .collect();
-                dot4(kb, st.h, w_row, &rows, h)
+                dot4(kb, hr, w_row, &rows, h)
             } else {
                 pair.iter()
                     .map(|&g| {
                         let r = w_row.offset(kb, g * h * h);
-                        dot1(kb, st.h, r, h)
+                        dot1(kb, hr, r, h)
                     })
                     .collect()
             };
             for (&g, &d) in pair.iter().zip(&dots) {
-                let bg = bias.offset(kb, g * h).load(kb, l, j);
-                let v = kb.b.ins().fadd(d, bg);
-                st.gh.offset(kb, g * h).store(kb, j, v);
+                ghr.offset(kb, g * h).store(kb, j, d);
             }
         }
     });
-    // Pass 2: the gate math.
+}
+
+/// The gate math of batch row `b` at step `t`: reads `gx`, `gh` (+ `b_hh`) and
+/// the state, writes the new state.
+fn gates_row(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, b: Value) {
+    let (h, gates) = (s.hidden, s.cell.gates());
+    let tb = kb.b.ins().imul_imm_s(t, s.batch as i64);
+    let tb = kb.b.ins().iadd(tb, b);
+    let gx = Row::new(io.gx, kb.b.ins().imul_imm_s(tb, (gates * h) as i64));
+    let ghr = Row::new(io.gh, kb.b.ins().imul_imm_s(b, (gates * h) as i64));
+    let row = kb.b.ins().imul_imm_s(b, h as i64);
+    let state = |arg| Row::new(arg, row);
+    // `y[t, b]` in the sequence form, the output row `b` in the cell form.
+    let out = if io.h_state.is_some() {
+        Row::new(io.h_out, kb.b.ins().imul_imm_s(tb, h as i64))
+    } else {
+        state(io.h_out)
+    };
+    let zero = kb.int(0);
+    let bias = Row::new(io.w + 1, zero);
+    let st = State {
+        h: state(io.h),
+        c: io.c.map(state),
+    };
     for_lanes(kb, h, |kb, l, j| {
-        let mut gx = Vec::with_capacity(gates);
-        let mut gh = Vec::with_capacity(gates);
+        let mut gxv = Vec::with_capacity(gates);
+        let mut ghv = Vec::with_capacity(gates);
         for g in 0..gates {
-            gx.push(st.gx.offset(kb, g * h).load(kb, l, j));
-            gh.push(st.gh.offset(kb, g * h).load(kb, l, j));
+            gxv.push(gx.offset(kb, g * h).load(kb, l, j));
+            let d = ghr.offset(kb, g * h).load(kb, l, j);
+            let bg = bias.offset(kb, g * h).load(kb, l, j);
+            ghv.push(kb.b.ins().fadd(d, bg));
         }
-        let (h_new, c_new) = cell_math(kb, l, s.cell, &gx, &gh, st, j);
-        st.h_out.store(kb, j, h_new);
-        if let (Some(c_out), Some(c_new)) = (st.c_out, c_new) {
-            c_out.store(kb, j, c_new);
+        let (h_new, c_new) = cell_math(kb, l, s.cell, &gxv, &ghv, &st, j);
+        out.store(kb, j, h_new);
+        if let Some(hs) = io.h_state {
+            state(hs).store(kb, j, h_new);
+        }
+        if let (Some(c_out), Some(c_new)) = (io.c_out, c_new) {
+            state(c_out).store(kb, j, c_new);
         }
     });
+}
+
+/// The previous state of one batch row.
+struct State {
+    h: Row,
+    c: Option<Row>,
 }
 
 /// The gate math of one cell (PyTorch formulas, as the interpreter computes them).
@@ -147,7 +221,7 @@ fn cell_math(
     cell: CellKind,
     gx: &[Value],
     gh: &[Value],
-    st: &Step,
+    st: &State,
     j: Value,
 ) -> (Value, Option<Value>) {
     match cell {
