@@ -87,3 +87,31 @@ fn grid_lstm_grad_hand_shapes() {
         }
     }
 }
+
+/// Machine-code bytes of the backward sweep (`grid_bptt`) for a grid of the
+/// given extents (batch 2, 3 features, hidden 7).
+fn bptt_code_bytes(hg: usize, wg: usize) -> usize {
+    let text = src([hg, wg, 2, 3, 7]);
+    let g = dlc_ir::syntax::parse_graph(&text, &Default::default()).unwrap();
+    let p = dlc_codegen::compile(&g, &Default::default()).unwrap();
+    let at = p
+        .lowered
+        .kernels
+        .iter()
+        .position(|k| k.name.ends_with("grid_bptt"))
+        .expect("a grid_bptt kernel");
+    p.code.dumps[at].code_bytes
+}
+
+/// The backward sweep is loops over the grid: its code is the same size for
+/// a 2×3 and a 30×40 grid, up to 1% (the extents are immediates whose width
+/// can shift register allocation by a few bytes).
+#[test]
+fn grid_size_does_not_grow_code() {
+    let (small, large) = (bptt_code_bytes(2, 3), bptt_code_bytes(30, 40));
+    eprintln!("grid_bptt code bytes: 2x3 {small}, 30x40 {large}");
+    assert!(
+        small.abs_diff(large) * 100 <= small,
+        "{small} vs {large} bytes"
+    );
+}
