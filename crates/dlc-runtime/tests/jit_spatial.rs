@@ -584,7 +584,7 @@ proptest! {
             .map(|a| {
                 let span = dilation[a] * (kernel[a] - 1) + 1;
                 let padded = x[2 + a] + padding[a].0 + padding[a].1;
-                (padded >= span).then(|| (padded - span) / stride[a] + 1).unwrap_or(0)
+                if padded >= span { (padded - span) / stride[a] + 1 } else { 0 }
             })
             .collect();
         prop_assume!(out.iter().all(|&e| e > 0));
