@@ -77,9 +77,11 @@ fn o2_agrees_with_o0_on_the_jit() {
 
 #[test]
 fn a_pathological_chain_hits_a_limit_and_stays_correct() {
-    // 400 ops: a transpose, two matmuls and an add, repeated: rewrites apply everywhere
-    // (re-association of the matmul chain, transposes through matmuls). The
-    // weight is scaled by 0.1 so values shrink instead of overflowing.
+    // 400 ops in runs of sixteen: a transpose, seven matmuls, a transpose, six matmuls
+    // and an add. Re-association
+    // lets every sub-interval of a run become an e-class (cubic in the run length)
+    // and transposes move through the matmuls, so saturation needs far more than the
+    // node limit. The weight is scaled by 0.1 so values shrink instead of overflowing.
     let mut g = dlc_ir::Graph::new("chain");
     let f = |s: &[usize]| dlc_ir::TensorType::f32(s);
     let x = g
@@ -98,12 +100,12 @@ fn a_pathological_chain_hits_a_limit_and_stays_correct() {
     );
     let mut v = x;
     for i in 0..400 {
-        let op = match i % 4 {
-            0 => dlc_ir::Op::Transpose { perm: vec![1, 0] },
-            3 => dlc_ir::Op::Binary(dlc_ir::BinaryOp::Add),
+        let op = match i % 16 {
+            0 | 8 => dlc_ir::Op::Transpose { perm: vec![1, 0] },
+            15 => dlc_ir::Op::Binary(dlc_ir::BinaryOp::Add),
             _ => dlc_ir::Op::MatMul,
         };
-        let args = if i % 4 == 0 { vec![v] } else { vec![v, w] };
+        let args = if i % 8 == 0 { vec![v] } else { vec![v, w] };
         v = dlc_ir::ValueId::first(g.add_anon(op, &args).unwrap());
     }
     g.add_output("y", v);
