@@ -78,10 +78,9 @@ fn o2_agrees_with_o0_on_the_jit() {
 #[test]
 fn a_pathological_chain_hits_a_limit_and_stays_correct() {
     // 400 ops in runs of sixteen: a transpose, seven matmuls, a transpose, six matmuls
-    // and an add. Re-association
-    // lets every sub-interval of a run become an e-class (cubic in the run length)
-    // and transposes move through the matmuls, so saturation needs far more than the
-    // node limit. The weight is scaled by 0.1 so values shrink instead of overflowing.
+    // and an add. Re-association lets every sub-interval of a run become an e-class
+    // (cubic in the run length) and transposes move through the matmuls, so saturation
+    // needs far more than the node limit. The weight is scaled by 0.1 so values shrink instead of overflowing.
     let mut g = dlc_ir::Graph::new("chain");
     let f = |s: &[usize]| dlc_ir::TensorType::f32(s);
     let x = g
