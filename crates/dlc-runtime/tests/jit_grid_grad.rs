@@ -32,17 +32,7 @@ fn src([hg, wg, b, f, h]: [usize; 5]) -> String {
 
 /// A case of the given extents with the generator's values for `seed`.
 fn case(dims: [usize; 5], seed: u64) -> Case {
-    let text = src(dims);
-    let graph = dlc_ir::syntax::parse_graph(&text, &Default::default())
-        .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-    let (inputs, params) = dlc_testgen::random_values(&graph, seed);
-    Case {
-        seed,
-        ops: 1,
-        graph,
-        inputs,
-        params,
-    }
+    Case::parse(&src(dims), seed)
 }
 
 /// Grid extents: one row, one column, or 3×5.

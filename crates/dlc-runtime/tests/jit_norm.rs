@@ -40,21 +40,6 @@ proptest! {
     }
 }
 
-fn parse(src: &str) -> dlc_ir::Graph {
-    dlc_ir::syntax::parse_graph(src, &Default::default()).unwrap()
-}
-
-fn case(src: &str, seed: u64) -> Case {
-    let graph = parse(src);
-    let (inputs, params) = dlc_testgen::random_values(&graph, seed);
-    Case {
-        seed,
-        ops: 1,
-        graph,
-        inputs,
-        params,
-    }
-}
 
 fn run(case: &Case, threading: Threading) -> Env {
     let opts = RuntimeOptions {
@@ -68,7 +53,7 @@ fn run(case: &Case, threading: Threading) -> Env {
 /// Checks against the interpreter (normal and checked mode), and that splitting
 /// every kernel over two threads gives bit-identical results.
 fn check_all(src: &str) {
-    let case = case(src, 7);
+    let case = Case::parse(src, 7);
     check(&case, false).unwrap();
     check(&case, true).unwrap();
     let single = run(&case, Threading::single());
@@ -144,7 +129,7 @@ fn gathers_of_every_dtype_and_axis() {
 }
 
 fn run_with(src: &str, inputs: Vec<(&str, Value<f32>)>) -> Result<Env, RunError> {
-    let g = parse(src);
+    let g = dlc_ir::syntax::parse_graph(src, &Default::default()).unwrap();
     let params = dlc_tensor::init_params(&g, 0, &Env::new()).unwrap();
     for checked in [false, true] {
         let mut opts = RuntimeOptions::default();

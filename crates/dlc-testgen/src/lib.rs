@@ -146,15 +146,30 @@ impl Case {
 
     /// The case for a seed and an op count.
     pub fn new(seed: u64, ops: usize, cfg: &GenConfig) -> Case {
-        let graph = random_graph_with_ops(seed, cfg, ops);
+        let mut case = Case::of_graph(random_graph_with_ops(seed, cfg, ops), seed);
+        case.ops = ops;
+        case
+    }
+
+    /// A hand-built graph with the generator's input and parameter values for `seed`
+    /// (counted as one op).
+    pub fn of_graph(graph: Graph, seed: u64) -> Case {
         let (inputs, params) = random_values(&graph, seed);
         Case {
             seed,
-            ops,
+            ops: 1,
             graph,
             inputs,
             params,
         }
+    }
+
+    /// [`Case::of_graph`] of a graph written in IR text; panics with the parse error
+    /// and the text when the text is not a valid graph (for tests' fixed sources).
+    pub fn parse(text: &str, seed: u64) -> Case {
+        let graph = dlc_ir::syntax::parse_graph(text, &Default::default())
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        Case::of_graph(graph, seed)
     }
 }
 
