@@ -40,7 +40,6 @@ proptest! {
     }
 }
 
-
 fn run(case: &Case, threading: Threading) -> Env {
     let opts = RuntimeOptions {
         threading,
