@@ -47,44 +47,64 @@ fn packed_gemm_odd_sizes_both_tiers() {
         (6, 64, 70),
         (257, 31, 100),
     ] {
-        let src = format!(
-            "model m {{\n input a: f32[{m}, {k}]\n input b: f32[{k}, {n}]\n c = a @ b\n output c\n}}\n"
-        );
-        let g = dlc_ir::syntax::parse_graph(&src, &Default::default()).unwrap();
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32) - 5.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 7) as f32) - 3.0).collect();
-        let mut want = vec![0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                want[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+        check_product(m, k, n);
+    }
+}
+
+/// The unpacked kernel for small products: row counts around its four-row
+/// blocks, and column counts that end in each strip width, in the overlapping
+/// last strip (5, 10, 13, 49, 50) or in scalar columns (1, 2, 3).
+#[test]
+fn small_gemm_odd_sizes_both_tiers() {
+    for m in [1, 3, 4, 5, 7, 9, 13] {
+        for n in [1, 2, 3, 4, 5, 8, 10, 13, 49, 50] {
+            for k in [1, 7, 13] {
+                check_product(m, k, n);
             }
         }
-        let env: Env = [
-            (
-                "a".to_string(),
-                Value::Float(ArrayD::from_shape_vec(vec![m, k], a.clone()).unwrap()),
-            ),
-            (
-                "b".to_string(),
-                Value::Float(ArrayD::from_shape_vec(vec![k, n], b.clone()).unwrap()),
-            ),
-        ]
+    }
+}
+
+/// `a @ b` for `[m, k] × [k, n]` equals a naive product exactly, on both tiers,
+/// normal and checked, on one thread and split over two (splitting even the
+/// smallest product).
+fn check_product(m: usize, k: usize, n: usize) {
+    let src = format!(
+        "model m {{\n input a: f32[{m}, {k}]\n input b: f32[{k}, {n}]\n c = a @ b\n output c\n}}\n"
+    );
+    let g = dlc_ir::syntax::parse_graph(&src, &Default::default()).unwrap();
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32) - 5.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 7) as f32) - 3.0).collect();
+    let mut want = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            want[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+        }
+    }
+    let env: Env = [("a", vec![m, k], a), ("b", vec![k, n], b)]
         .into_iter()
+        .map(|(name, shape, data)| {
+            let value = Value::Float(ArrayD::from_shape_vec(shape, data).unwrap());
+            (name.to_string(), value)
+        })
         .collect();
-        for portable in [false, true] {
-            for checked in [true, false] {
+    for portable in [false, true] {
+        for checked in [true, false] {
+            for threads in [1, 2] {
                 let mut opts = RuntimeOptions::default();
                 opts.codegen.portable = portable;
                 opts.codegen.checked = checked;
+                opts.threading = dlc_runtime::Threading {
+                    threads,
+                    min_split_us: 0.0,
+                };
                 let model = CompiledModel::new(&g, &Env::new(), &opts).unwrap();
-                let out = model.run(&env).unwrap_or_else(|e| {
-                    panic!("{m}x{k}x{n} portable={portable} checked={checked}: {e}")
-                });
-                assert_eq!(
-                    out["c"].as_float().unwrap().as_slice().unwrap(),
-                    &want[..],
-                    "{m}x{k}x{n} portable={portable}"
-                );
+                let case = format!("{m}x{k}x{n} portable={portable} checked={checked}");
+                let out = model
+                    .run(&env)
+                    .unwrap_or_else(|e| panic!("{case} threads={threads}: {e}"));
+                let got = out["c"].as_float().unwrap();
+                assert_eq!(got.as_slice().unwrap(), &want[..], "{case}");
             }
         }
     }

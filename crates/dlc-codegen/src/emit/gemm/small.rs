@@ -1,9 +1,16 @@
-//! Small matrix products and matrix-vector products: one row of A against
-//! 48-, 16-, 4- and 1-column strips of B (12, 4, 1 f32x4 accumulators or one
-//! scalar), with the bias and activation epilogue applied at the store. Used
-//! where packing would cost more than it saves (see `MatMulKernel::packed`);
-//! with a row-major B each strip streams contiguous rows, which is what a
-//! memory-bound GEMV needs.
+//! Small matrix products and matrix-vector products. Rows of C are computed
+//! one at a time against 48-, 16- and 4-column strips of B (12, 4, 1 f32x4
+//! accumulators), or, for unbatched products, four rows at a time against 8-
+//! and 4-column strips so every load of B serves four rows and the four rows'
+//! accumulator chains run in parallel (a single chain is bound by the add
+//! latency, which is what made a 10-column output slow). Columns left over
+//! after the strips are computed by one more 4-column strip ending at the last
+//! column (it recomputes up to three columns bit-identically), or by scalar
+//! chains when there are fewer than four columns or B's columns are strided.
+//! The bias and activation epilogue is applied at the store. Used where packing
+//! would cost more than it saves (see `MatMulKernel::packed`); with a
+//! row-major B each strip streams contiguous rows, which is what a memory-bound
+//! GEMV needs.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
@@ -36,99 +43,139 @@ pub fn activate(kb: &mut KernelBuilder, l: Lanes, act: Activation, v: Value) -> 
     }
 }
 
+/// Rows of C computed together by the unbatched kernel.
+const BLOCK_ROWS: usize = 4;
+
 /// Emits `C = A·B (+ bias) (act)`; the parallel loop runs over all `batch × m` rows.
 pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel) {
-    let out_arg = if mm.bias.is_some() { 3 } else { 2 };
     let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, row, _| {
-        let bi = kb.b.ins().udiv_imm_u(row, mm.m as i64);
-        let i = kb.b.ins().urem_imm_u(row, mm.m as i64);
-        let a_off = batch_offset(kb, &mm.batch, &mm.a, bi);
-        let a_row = kb.add_scaled(a_off, i, mm.a.row_stride);
-        let b_off = batch_offset(kb, &mm.batch, &mm.b, bi);
-        let c_row = kb.b.ins().imul_imm_s(row, mm.n as i64);
-        let vec_ok = mm.b.col_stride == 1;
-        let mut j0 = 0;
-        for (width, lanes) in [(48, 12), (16, 4), (4, 1), (1, 0)] {
-            let vector = lanes > 0;
-            if vector && !vec_ok {
-                continue;
-            }
-            let count = (mm.n - j0) / width;
-            if count == 0 {
-                continue;
-            }
-            let lo = kb.int(j0 as i64);
-            let hi = kb.int((j0 + count * width) as i64);
-            kb.for_range(lo, hi, width as i64, &[], |kb, j, _| {
-                strip(
-                    kb,
-                    mm,
-                    vector,
-                    lanes.max(1),
-                    a_row,
-                    b_off,
-                    j,
-                    c_row,
-                    out_arg,
-                );
-                vec![]
-            });
-            j0 += count * width;
-        }
+    // Blocks of rows may not straddle two batch entries (their B differs), so
+    // only unbatched products are blocked; the rows left over run one by one.
+    let single_from = if mm.batch.is_empty() {
+        let len = kb.b.ins().isub(end, start);
+        let blocks = kb.b.ins().udiv_imm_u(len, BLOCK_ROWS as i64);
+        let blocked_end = kb.add_scaled(start, blocks, BLOCK_ROWS);
+        kb.for_range(start, blocked_end, BLOCK_ROWS as i64, &[], |kb, row, _| {
+            rows(kb, mm, row, BLOCK_ROWS);
+            vec![]
+        });
+        blocked_end
+    } else {
+        start
+    };
+    kb.for_range(single_from, end, 1, &[], |kb, row, _| {
+        rows(kb, mm, row, 1);
         vec![]
     });
 }
 
-/// One row of C from column `j`: `n_acc` f32x4 accumulators (vector) or one scalar.
-#[allow(clippy::too_many_arguments)]
-fn strip(
-    kb: &mut KernelBuilder,
-    mm: &MatMulKernel,
-    vector: bool,
-    n_acc: usize,
+/// Rows `row..row + count` of C (all in one batch entry).
+fn rows(kb: &mut KernelBuilder, mm: &MatMulKernel, row: Value, count: usize) {
+    let bi = kb.b.ins().udiv_imm_u(row, mm.m as i64);
+    let i = kb.b.ins().urem_imm_u(row, mm.m as i64);
+    let a_off = batch_offset(kb, &mm.batch, &mm.a, bi);
+    let at = Rows {
+        a_row: kb.add_scaled(a_off, i, mm.a.row_stride),
+        b_off: batch_offset(kb, &mm.batch, &mm.b, bi),
+        c_row: kb.b.ins().imul_imm_s(row, mm.n as i64),
+        count,
+    };
+    let vector = mm.b.col_stride == 1;
+    let strips: &[(usize, usize)] = match (vector, count) {
+        (false, _) => &[],
+        (true, 1) => &[(48, 12), (16, 4), (4, 1)],
+        (true, _) => &[(8, 2), (4, 1)],
+    };
+    let mut j0 = 0;
+    for &(width, n_acc) in strips {
+        let count = (mm.n - j0) / width;
+        if count == 0 {
+            continue;
+        }
+        let lo = kb.int(j0 as i64);
+        let hi = kb.int((j0 + count * width) as i64);
+        kb.for_range(lo, hi, width as i64, &[], |kb, j, _| {
+            strip(kb, mm, &at, Some(n_acc), j);
+            vec![]
+        });
+        j0 += count * width;
+    }
+    if j0 == mm.n {
+        return;
+    }
+    if vector && mm.n >= 4 {
+        let j = kb.int(mm.n as i64 - 4);
+        strip(kb, mm, &at, Some(1), j);
+    } else {
+        let lo = kb.int(j0 as i64);
+        let hi = kb.int(mm.n as i64);
+        kb.for_range(lo, hi, 1, &[], |kb, j, _| {
+            strip(kb, mm, &at, None, j);
+            vec![]
+        });
+    }
+}
+
+/// Where a block of rows starts in A, B and C.
+struct Rows {
+    /// Element index of the first row of A.
     a_row: Value,
+    /// Element index of B for the rows' batch entry.
     b_off: Value,
-    j: Value,
+    /// Element index of the first row of C.
     c_row: Value,
-    out_arg: usize,
-) {
+    /// Rows in the block.
+    count: usize,
+}
+
+/// The block's rows of C from column `j`: `Some(n)` f32x4 accumulators per row,
+/// or (`None`) one scalar per row.
+fn strip(kb: &mut KernelBuilder, mm: &MatMulKernel, at: &Rows, vectors: Option<usize>, j: Value) {
+    let vector = vectors.is_some();
+    let n_acc = vectors.unwrap_or(1);
     let l = Lanes { vector };
     let ty = if vector { types::F32X4 } else { types::F32 };
-    let b_col = kb.add_scaled(b_off, j, mm.b.col_stride);
+    let b_col = kb.add_scaled(at.b_off, j, mm.b.col_stride);
     let zero = kb.fconst(l, 0.0);
-    let init = vec![zero; n_acc];
+    let init = vec![zero; n_acc * at.count];
+    let a_step = (4 * mm.a.row_stride) as i32;
     let acc = kb.for_n(mm.k, &init, |kb, p, acc| {
-        let ai = kb.add_scaled(a_row, p, mm.a.col_stride);
-        let a = kb.load(types::F32, 0, ai, 4);
-        let a = if vector {
-            kb.b.ins().splat(types::F32X4, a)
-        } else {
-            a
-        };
+        let ai = kb.add_scaled(at.a_row, p, mm.a.col_stride);
         let bp = kb.add_scaled(b_col, p, mm.b.row_stride);
-        // Multiply then add, not fma: x86-64's fma overwrites a multiplicand
-        // (here the broadcast, live across the strip), which costs a copy per
-        // vector and a move per accumulator; AVX's three-operand mul and add
-        // keep each accumulator in its register and fold the load of `b`.
-        (0..n_acc)
-            .map(|v| {
-                let b = kb.load_at(ty, 1, bp, 4, (16 * v) as i32);
-                let prod = kb.b.ins().fmul(a, b);
-                kb.b.ins().fadd(acc[v], prod)
-            })
-            .collect()
-    });
-    let c = kb.b.ins().iadd(c_row, j);
-    for (v, &sum) in acc.iter().enumerate() {
-        let mut r = sum;
-        if let Some(off) = mm.bias {
-            let bidx = kb.b.ins().iadd_imm_s(j, (off + 4 * v) as i64);
-            let bias = kb.load(ty, 2, bidx, 4);
-            r = kb.b.ins().fadd(r, bias);
+        let b: Vec<Value> = (0..n_acc)
+            .map(|v| kb.load_at(ty, 1, bp, 4, (16 * v) as i32))
+            .collect();
+        let mut next = Vec::with_capacity(acc.len());
+        for r in 0..at.count {
+            let a = kb.load_at(types::F32, 0, ai, 4, r as i32 * a_step);
+            let a = if vector {
+                kb.b.ins().splat(types::F32X4, a)
+            } else {
+                a
+            };
+            // Multiply then add, not fma: x86-64's fma overwrites a multiplicand
+            // (here the broadcast, live across the strip), which costs a copy per
+            // vector and a move per accumulator; AVX's three-operand mul and add
+            // keep each accumulator in its register and fold the load of `b`.
+            for (v, &bv) in b.iter().enumerate() {
+                let prod = kb.b.ins().fmul(a, bv);
+                next.push(kb.b.ins().fadd(acc[r * n_acc + v], prod));
+            }
         }
-        r = activate(kb, l, mm.activation, r);
-        let ci = kb.b.ins().iadd_imm_s(c, (4 * v) as i64);
-        kb.store(r, out_arg, ci, 4);
+        next
+    });
+    let c = kb.b.ins().iadd(at.c_row, j);
+    for r in 0..at.count {
+        for v in 0..n_acc {
+            let mut sum = acc[r * n_acc + v];
+            if let Some(off) = mm.bias {
+                let bidx = kb.b.ins().iadd_imm_s(j, (off + 4 * v) as i64);
+                let bias = kb.load(ty, 2, bidx, 4);
+                sum = kb.b.ins().fadd(sum, bias);
+            }
+            sum = activate(kb, l, mm.activation, sum);
+            let out_arg = if mm.bias.is_some() { 3 } else { 2 };
+            kb.store_at(sum, out_arg, c, 4, (4 * (r * mm.n + 4 * v)) as i32);
+        }
     }
 }
