@@ -607,7 +607,8 @@ proptest! {
 }
 
 /// Hand-picked implicit-GEMM geometries: the W2a and W2c shapes scaled down,
-/// grouped with a partial last column panel, batch 3 with bias, 1-D.
+/// grouped with a partial last column panel, batch 3 with bias, 1-D, and the
+/// packing's vector paths (whole kernel rows, wide kernels, stride 2).
 #[test]
 fn gemm_conv_cases() {
     let p1 = [(1, 1), (1, 1)];
@@ -642,6 +643,30 @@ fn gemm_conv_cases() {
         true,
     );
     conv(&[2, 8, 100], 40, &[5], &[1], &[(2, 2)], &[1], 1, true);
+    // Whole kernel rows copied as vectors next to dilated, padded taps.
+    conv(
+        &[1, 5, 9, 40],
+        32,
+        &[3, 5],
+        &[1, 1],
+        &[(1, 1), (2, 2)],
+        &[2, 2],
+        1,
+        true,
+    );
+    // Kernel rows wider than the unrolled copy (tap by tap).
+    conv(&[1, 2, 60], 32, &[17], &[1], &[(8, 8)], &[1], 1, false);
+    // Stride 2 (shuffled vector copies) with a partial last column panel.
+    conv(
+        &[2, 3, 11, 37],
+        32,
+        &[3, 3],
+        &[2, 2],
+        &[(1, 1), (1, 1)],
+        &[1, 1],
+        1,
+        false,
+    );
     conv(
         &[1, 2, 13, 13],
         32,

@@ -378,7 +378,7 @@ fn load_even_odd(kb: &mut KernelBuilder, arg: usize, offset: Value) -> (Value, V
 }
 
 /// Lanes `lanes` (0–3 from `a`, 4–7 from `b`) of two f32x4 vectors.
-fn shuffle_lanes(kb: &mut KernelBuilder, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+pub(crate) fn shuffle_lanes(kb: &mut KernelBuilder, a: Value, b: Value, lanes: [u8; 4]) -> Value {
     let mask: Vec<u8> = lanes
         .iter()
         .flat_map(|&l| (0..4).map(move |b| 4 * l + b))

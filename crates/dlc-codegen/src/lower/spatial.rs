@@ -125,10 +125,19 @@ fn conv_gemm(og: usize, cg: usize, taps: usize, columns: usize) -> Option<Blocki
     }
     let round = |x: usize, q: usize| x.div_ceil(q) * q;
     let kc = (taps * (256 / taps).max(1)).min(k);
-    // Keep the packed B block near 1 MiB when a single kernel's taps exceed 256.
-    let nc = (round(columns, GEMM_NR_MAX).min(1024) * 256 / kc.max(256)).max(GEMM_NR_MAX);
+    let mc = round(og, GEMM_MR).min(72);
+    let nc = if og <= mc {
+        // One row block: the GEMM packs A once per depth block and walks the
+        // column blocks inside it, so a B block small enough for L1/L2
+        // (≤ 64 KiB) is reused by every row tile while it is hot.
+        (16 * 1024 / kc).max(GEMM_NR_MAX)
+    } else {
+        // Keep the packed B block near 1 MiB when a single kernel's taps exceed 256.
+        round(columns, GEMM_NR_MAX).min(1024) * 256 / kc.max(256)
+    };
+    let nc = nc.min(round(columns, GEMM_NR_MAX)).max(GEMM_NR_MAX);
     Some(Blocking {
-        mc: round(og, GEMM_MR).min(72),
+        mc,
         kc,
         nc: nc / GEMM_NR_MAX * GEMM_NR_MAX,
     })

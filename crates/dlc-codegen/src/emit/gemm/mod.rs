@@ -187,6 +187,10 @@ impl<'a> Gemm<'a> {
     }
 
     /// Rows `rows` × columns `cols` of one product of the batch.
+    ///
+    /// When every row fits one `mc` block (`m ≤ mc`) the depth loop goes
+    /// outside the column loop, so the A block is packed once per depth block
+    /// rather than once per column block too.
     fn batch(
         &self,
         kb: &mut KernelBuilder,
@@ -195,46 +199,80 @@ impl<'a> Gemm<'a> {
         offs: &Offsets,
     ) {
         let bl = self.bl;
-        let k = self.k as i64;
-        kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
-            let left = kb.b.ins().isub(cols.1, jc);
-            let ncv = kb.int(bl.nc as i64);
-            let nc = kb.b.ins().smin(left, ncv);
-            let zero = kb.int(0);
-            let kv = kb.int(k);
+        let extent = |kb: &mut KernelBuilder, at: Value, hi: Value, block: usize| {
+            let left = kb.b.ins().isub(hi, at);
+            let bv = kb.int(block as i64);
+            kb.b.ins().smin(left, bv)
+        };
+        let zero = kb.int(0);
+        let kv = kb.int(self.k as i64);
+        if self.m <= bl.mc {
+            let (ic, mc) = (rows.0, kb.b.ins().isub(rows.1, rows.0));
             kb.for_range(zero, kv, bl.kc as i64, &[], |kb, pc, _| {
-                let left = kb.b.ins().isub(kv, pc);
-                let kcv = kb.int(bl.kc as i64);
-                let kc = kb.b.ins().smin(left, kcv);
-                self.pack_b(kb, offs.b, jc, nc, cols.1, pc, kc);
-                kb.for_range(rows.0, rows.1, bl.mc as i64, &[], |kb, ic, _| {
-                    let left = kb.b.ins().isub(rows.1, ic);
-                    let mcv = kb.int(bl.mc as i64);
-                    let mc = kb.b.ins().smin(left, mcv);
-                    self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
-                    let zero = kb.int(0);
-                    kb.for_range(zero, nc, self.nr as i64, &[], |kb, jr, _| {
-                        let zero = kb.int(0);
-                        kb.for_range(zero, mc, self.mr as i64, &[], |kb, ir, _| {
-                            let at = TileAt {
-                                c_off: offs.c,
-                                bias_off: offs.bias,
-                                ic,
-                                jc,
-                                ir,
-                                jr,
-                                mc,
-                                nc,
-                                pc,
-                                kc,
-                            };
-                            self.tile(kb, &at);
-                            vec![]
-                        });
-                        vec![]
-                    });
+                let kc = extent(kb, pc, kv, bl.kc);
+                self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
+                kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
+                    let nc = extent(kb, jc, cols.1, bl.nc);
+                    self.pack_b(kb, offs.b, jc, nc, cols.1, pc, kc);
+                    let at = Block {
+                        ic,
+                        jc,
+                        mc,
+                        nc,
+                        pc,
+                        kc,
+                    };
+                    self.tiles(kb, offs, &at);
                     vec![]
                 });
+                vec![]
+            });
+            return;
+        }
+        kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
+            let nc = extent(kb, jc, cols.1, bl.nc);
+            kb.for_range(zero, kv, bl.kc as i64, &[], |kb, pc, _| {
+                let kc = extent(kb, pc, kv, bl.kc);
+                self.pack_b(kb, offs.b, jc, nc, cols.1, pc, kc);
+                kb.for_range(rows.0, rows.1, bl.mc as i64, &[], |kb, ic, _| {
+                    let mc = extent(kb, ic, rows.1, bl.mc);
+                    self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
+                    let at = Block {
+                        ic,
+                        jc,
+                        mc,
+                        nc,
+                        pc,
+                        kc,
+                    };
+                    self.tiles(kb, offs, &at);
+                    vec![]
+                });
+                vec![]
+            });
+            vec![]
+        });
+    }
+
+    /// The micro-kernel tiles of one packed `mc × nc` block (depth `kc`).
+    fn tiles(&self, kb: &mut KernelBuilder, offs: &Offsets, b: &Block) {
+        let zero = kb.int(0);
+        kb.for_range(zero, b.nc, self.nr as i64, &[], |kb, jr, _| {
+            let zero = kb.int(0);
+            kb.for_range(zero, b.mc, self.mr as i64, &[], |kb, ir, _| {
+                let at = TileAt {
+                    c_off: offs.c,
+                    bias_off: offs.bias,
+                    ic: b.ic,
+                    jc: b.jc,
+                    ir,
+                    jr,
+                    mc: b.mc,
+                    nc: b.nc,
+                    pc: b.pc,
+                    kc: b.kc,
+                };
+                self.tile(kb, &at);
                 vec![]
             });
             vec![]
@@ -661,6 +699,16 @@ impl<'a> Gemm<'a> {
             vec![]
         });
     }
+}
+
+/// A packed block: its origins in C and depth, and its extents.
+struct Block {
+    ic: Value,
+    jc: Value,
+    mc: Value,
+    nc: Value,
+    pc: Value,
+    kc: Value,
 }
 
 /// Where a tile sits: block origins, offsets within the block, block extents.
