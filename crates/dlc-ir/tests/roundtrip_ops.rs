@@ -148,7 +148,20 @@ fn cases() -> Vec<(Op, Vec<TensorType>)> {
             padding: p,
         })
     };
-    let seq = |cell, sequence| Op::Recurrent { cell, sequence };
+    // Every cell kind as a sequence op (x: [T, B, F]) and a single step (x: [B, F]),
+    // hidden size 4, 3 features: x, h0, (c0 for an LSTM), w_ih, w_hh, b_ih, b_hh.
+    for cell in [CellKind::Rnn, CellKind::Gru, CellKind::Lstm] {
+        let gates = 4 * cell.gates();
+        for sequence in [true, false] {
+            let x = if sequence { f(&[5, 2, 3]) } else { f(&[2, 3]) };
+            let mut args = vec![x, f(&[2, 4])];
+            if cell.has_cell_state() {
+                args.push(f(&[2, 4]));
+            }
+            args.extend([f(&[gates, 3]), f(&[gates, 4]), f(&[gates]), f(&[gates])]);
+            v.push((Op::Recurrent { cell, sequence }, args));
+        }
+    }
     let x = f(&[2, 3, 4]);
     v.extend([
         (Op::LeakyRelu { alpha: 0.2 }, vec![x.clone()]),
@@ -435,74 +448,6 @@ fn cases() -> Vec<(Op, Vec<TensorType>)> {
         ),
         (Op::MseLoss, vec![x.clone(), x.clone()]),
         (Op::CrossEntropy, vec![f(&[4, 10]), i(&[4])]),
-        (
-            seq(CellKind::Rnn, true),
-            vec![
-                f(&[5, 2, 3]),
-                f(&[2, 4]),
-                f(&[4, 3]),
-                f(&[4, 4]),
-                f(&[4]),
-                f(&[4]),
-            ],
-        ),
-        (
-            seq(CellKind::Gru, true),
-            vec![
-                f(&[5, 2, 3]),
-                f(&[2, 4]),
-                f(&[12, 3]),
-                f(&[12, 4]),
-                f(&[12]),
-                f(&[12]),
-            ],
-        ),
-        (
-            seq(CellKind::Lstm, true),
-            vec![
-                f(&[5, 2, 3]),
-                f(&[2, 4]),
-                f(&[2, 4]),
-                f(&[16, 3]),
-                f(&[16, 4]),
-                f(&[16]),
-                f(&[16]),
-            ],
-        ),
-        (
-            seq(CellKind::Rnn, false),
-            vec![
-                f(&[2, 3]),
-                f(&[2, 4]),
-                f(&[4, 3]),
-                f(&[4, 4]),
-                f(&[4]),
-                f(&[4]),
-            ],
-        ),
-        (
-            seq(CellKind::Gru, false),
-            vec![
-                f(&[2, 3]),
-                f(&[2, 4]),
-                f(&[12, 3]),
-                f(&[12, 4]),
-                f(&[12]),
-                f(&[12]),
-            ],
-        ),
-        (
-            seq(CellKind::Lstm, false),
-            vec![
-                f(&[2, 3]),
-                f(&[2, 4]),
-                f(&[2, 4]),
-                f(&[16, 3]),
-                f(&[16, 4]),
-                f(&[16]),
-                f(&[16]),
-            ],
-        ),
         (
             Op::GridLstm,
             vec![
