@@ -500,11 +500,11 @@ fn conv_padding_taps_are_skipped() {
 }
 
 /// A convolution that dlc-codegen runs as implicit GEMM (`conv_gemm` in its
-/// spatial lowering): at least 32 output channels per group, and depth
+/// spatial lowering): at least 16 output channels per group, and depth
 /// `c/groups · taps` and output positions `oh·ow` of at least 16.
 fn takes_gemm_path(x: &[usize], o: usize, kernel: &[usize], groups: usize, out: &[usize]) -> bool {
     let taps: usize = kernel.iter().product();
-    o / groups >= 32 && x[1] / groups * taps >= 16 && out.iter().product::<usize>() >= 16
+    o / groups >= 16 && x[1] / groups * taps >= 16 && out.iter().product::<usize>() >= 16
 }
 
 /// Random implicit-GEMM convolutions: 1-D and 2-D, odd extents (1, 3, 7, 13 and
@@ -545,7 +545,7 @@ fn arb_gemm_conv() -> impl Strategy<
         axes,
         1usize..=2,
         prop::sample::select(vec![1usize, 2, 3, 7, 13]),
-        prop::sample::select(vec![32usize, 33, 40]),
+        prop::sample::select(vec![16usize, 17, 32, 33, 40]),
         1usize..=2,
         any::<bool>(),
         any::<u64>(),

@@ -14,20 +14,12 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::builder::{KernelBuilder, status};
 use super::norm::rows::{S, V, each, for_parallel};
-use crate::kernel::BackwardOp;
+use crate::kernel::{BackwardOp, Window};
 
 /// Emits the body of a backward-family kernel.
 pub fn emit(kb: &mut KernelBuilder, op: &BackwardOp) {
     match *op {
-        BackwardOp::Im2Col {
-            c,
-            input,
-            output,
-            kernel,
-            stride,
-            pad,
-            dilation,
-        } => im2col(kb, c, input, output, kernel, (stride, pad, dilation)),
+        BackwardOp::Im2Col { c, window } => im2col(kb, c, &window),
         BackwardOp::PoolGrad {
             kind,
             input,
@@ -80,20 +72,14 @@ fn zero_run(kb: &mut KernelBuilder, arg: usize, base: Value, len: usize) {
     });
 }
 
-type Geometry = ([usize; 2], [usize; 2], [usize; 2]);
-
 /// `col[(n, oh, ow), (c, kh, kw)] = x[n, c, oh·s + kh·d − p, ow·s + kw·d − p]`
 /// (zero outside `x`) for the output rows `r = n·oh_len + oh` in `start..end`;
 /// arguments `x, col`. Every load is clamped into `x` and its value masked, so
 /// no access leaves the buffer.
-fn im2col(
-    kb: &mut KernelBuilder,
-    c: usize,
-    [h, w]: [usize; 2],
-    [oh_len, ow_len]: [usize; 2],
-    [kh_len, kw_len]: [usize; 2],
-    (stride, pad, dilation): Geometry,
-) {
+fn im2col(kb: &mut KernelBuilder, c: usize, win: &Window) {
+    let ([h, w], [oh_len, ow_len]) = (win.input, win.output);
+    let [kh_len, kw_len] = win.kernel;
+    let (stride, pad, dilation) = (win.stride, win.pad, win.dilation);
     let row_len = c * kh_len * kw_len;
     for_parallel(kb, |kb, r| {
         let n = kb.b.ins().udiv_imm_u(r, oh_len as i64);

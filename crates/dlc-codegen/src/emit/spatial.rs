@@ -23,7 +23,7 @@ use cranelift_codegen::ir::{
 
 use super::builder::{KernelBuilder, mem};
 use super::gemm;
-use crate::kernel::{Kernel, SpatialOp};
+use crate::kernel::{Kernel, SpatialOp, Window};
 
 /// Emits the body of a spatial kernel; convolutions lowered to implicit GEMMs
 /// use the micro-kernel `tier`.
@@ -46,22 +46,15 @@ struct Dim {
     dilation: usize,
 }
 
-/// Both axes `[height, width]` of a kernel's attributes.
-fn dims(
-    input: [usize; 2],
-    output: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dilation: [usize; 2],
-) -> [Dim; 2] {
+/// Both axes `[height, width]` of a kernel's window.
+fn dims(win: &Window) -> [Dim; 2] {
     [0, 1].map(|a| Dim {
-        input: input[a],
-        output: output[a],
-        kernel: kernel[a],
-        stride: stride[a],
-        pad: pad[a],
-        dilation: dilation[a],
+        input: win.input[a],
+        output: win.output[a],
+        kernel: win.kernel[a],
+        stride: win.stride[a],
+        pad: win.pad[a],
+        dilation: win.dilation[a],
     })
 }
 

@@ -8,6 +8,8 @@
 
 use dlc_ir::{CellKind, PoolKind};
 
+use super::Window;
+
 /// A kernel of the backward family.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BackwardOp {
@@ -18,18 +20,9 @@ pub enum BackwardOp {
     Im2Col {
         /// Channels of `x`.
         c: usize,
-        /// Input height and width.
-        input: [usize; 2],
-        /// Output positions (height, width) covered.
-        output: [usize; 2],
-        /// Kernel height and width.
-        kernel: [usize; 2],
-        /// Strides.
-        stride: [usize; 2],
-        /// Padding before the first row/column.
-        pad: [usize; 2],
-        /// Distances between kernel taps.
-        dilation: [usize; 2],
+        /// Extents (output: the positions covered), kernel, strides, padding
+        /// and dilations.
+        window: Window,
     },
     /// The gradient of pooling `planes` planes: inputs `x, dy`, output `dx`
     /// (zeroed, then each `dy` added to the first maximum of its window, or its

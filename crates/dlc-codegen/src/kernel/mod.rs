@@ -16,7 +16,7 @@ use dlc_ir::{BinaryOp, DType, NodeId, ReduceKind, UnaryOp};
 pub use backward::BackwardOp;
 pub use norm::NormOp;
 pub use sequence::SequenceOp;
-pub use spatial::SpatialOp;
+pub use spatial::{SpatialOp, Window};
 
 /// Identifies a buffer of a [`crate::Program`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

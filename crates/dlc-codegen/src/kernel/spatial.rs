@@ -13,6 +13,23 @@ use dlc_ir::PoolKind;
 
 use super::{Activation, Blocking};
 
+/// The geometry of a 2-D window op over NCHW images, as `[height, width]` pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Output height and width (the positions covered).
+    pub output: [usize; 2],
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Strides.
+    pub stride: [usize; 2],
+    /// Padding before the first row/column.
+    pub pad: [usize; 2],
+    /// Distances between kernel taps.
+    pub dilation: [usize; 2],
+}
+
 /// A convolution, transposed convolution or pooling kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SpatialOp {
@@ -35,18 +52,9 @@ pub enum SpatialOp {
         /// Runs the output rows are split into; the parallel loop runs over the
         /// `n · c_out / oc_block · row_chunks` (image, channel block, run) triples.
         row_chunks: usize,
-        /// Input height and width.
-        input: [usize; 2],
-        /// Output height and width.
-        output: [usize; 2],
-        /// Kernel height and width.
-        kernel: [usize; 2],
-        /// Strides.
-        stride: [usize; 2],
-        /// Padding before the first row/column (transposed: rows/columns cropped).
-        pad: [usize; 2],
-        /// Distances between kernel taps.
-        dilation: [usize; 2],
+        /// Extents, kernel, strides, padding (transposed: rows/columns
+        /// cropped) and dilations.
+        window: Window,
         /// A transposed convolution (IOHW weights).
         transposed: bool,
         /// Whether input 2 is a bias `[c_out]`.
@@ -69,15 +77,8 @@ pub enum SpatialOp {
         /// Runs the output rows are split into; the parallel loop runs over the
         /// `planes · row_chunks` (plane, run) pairs.
         row_chunks: usize,
-        /// Input height and width.
-        input: [usize; 2],
-        /// Output height and width.
-        output: [usize; 2],
-        /// Window height and width.
-        kernel: [usize; 2],
-        /// Strides.
-        stride: [usize; 2],
-        /// Padding before the first row/column.
-        pad: [usize; 2],
+        /// Extents, window, strides and padding before the first row/column
+        /// (dilation 1).
+        window: Window,
     },
 }

@@ -11,10 +11,10 @@ use dlc_ir::{ConvAttrs, DType, NodeId, Op, PoolAttrs, ValueId};
 
 use super::Lower;
 use super::ops::push_matmul;
-use super::spatial::{pad, pair, spatial};
+use super::spatial::{pad, pair, spatial, window};
 use crate::CodegenError;
 use crate::kernel::{
-    Activation, BackwardOp, BufId, CopyKernel, Kernel, KernelOp, MatMulKernel, MatView,
+    Activation, BackwardOp, BufId, CopyKernel, Kernel, KernelOp, MatMulKernel, MatView, Window,
 };
 
 /// Lowers one node of the family.
@@ -79,20 +79,13 @@ fn conv_weight_grad(
     let (n, c, o) = (x.shape[0], x.shape[1], dy.shape[1]);
     let groups = a.groups;
     let (cg, og) = (c / groups, o / groups);
-    let kernel = pair(kernel);
-    let output = spatial(&dy.shape);
+    let attrs = (&a.stride[..], &a.padding[..], &a.dilation[..]);
+    let window = window(&x.shape, &dy.shape, pair(kernel), attrs);
+    let Window { kernel, output, .. } = window;
     let (taps, positions) = (kernel[0] * kernel[1], output[0] * output[1]);
     let rows = n * positions;
     let col = scratch(cx, id, rows * c * taps, "patches");
-    let im2col = BackwardOp::Im2Col {
-        c,
-        input: spatial(&x.shape),
-        output,
-        kernel,
-        stride: pair(&a.stride),
-        pad: pad(&a.padding),
-        dilation: pair(&a.dilation),
-    };
+    let im2col = BackwardOp::Im2Col { c, window };
     let io = (vec![cx.buf(ops[0])], vec![col]);
     let bytes = x.size_bytes() + 4 * rows * c * taps;
     push(cx, id, "im2col", im2col, io, n * output[0], 0.0, bytes);

@@ -5,7 +5,9 @@ use dlc_ir::{NodeId, Op, ValueId};
 
 use super::Lower;
 use crate::CodegenError;
-use crate::kernel::{Activation, Blocking, GEMM_MR, GEMM_NR_MAX, Kernel, KernelOp, SpatialOp};
+use crate::kernel::{
+    Activation, Blocking, GEMM_MR, GEMM_NR_MAX, Kernel, KernelOp, SpatialOp, Window,
+};
 
 /// Lowers one node of the family.
 pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
@@ -15,32 +17,28 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         return Err(CodegenError::Unsupported(op.name()));
     }
     match op {
-        Op::Conv(a) => {
-            let attrs = (pair(&a.stride), pad(&a.padding), pair(&a.dilation));
-            conv(cx, id, attrs, a.groups, false)
-        }
-        Op::ConvTranspose(a) => {
-            let attrs = (pair(&a.stride), pad(&a.padding), pair(&a.dilation));
-            conv(cx, id, attrs, a.groups, true)
-        }
+        Op::Conv(a) => conv(
+            cx,
+            id,
+            (&a.stride, &a.padding, &a.dilation),
+            a.groups,
+            false,
+        ),
+        Op::ConvTranspose(a) => conv(cx, id, (&a.stride, &a.padding, &a.dilation), a.groups, true),
         Op::Pool(p) => {
             let x = cx.g.ty(cx.g.operands(id)[0]).clone();
             let out = cx.g.ty(ValueId::first(id)).clone();
             let planes = x.shape[0] * x.shape[1];
-            let (input, output) = (spatial(&x.shape), spatial(&out.shape));
-            let kernel = pair(&p.kernel);
-            let row_chunks = row_chunks(planes, output[0]);
+            let attrs = (&p.stride[..], &p.padding[..], &[1][..]);
+            let window = window(&x.shape, &out.shape, pair(&p.kernel), attrs);
+            let row_chunks = row_chunks(planes, window.output[0]);
             let op = SpatialOp::Pool {
                 kind: p.kind,
                 planes,
                 row_chunks,
-                input,
-                output,
-                kernel,
-                stride: pair(&p.stride),
-                pad: pad(&p.padding),
+                window,
             };
-            let window = kernel[0] * kernel[1];
+            let window = window.kernel[0] * window.kernel[1];
             let parallel = planes * row_chunks;
             push(cx, id, "pool", op, parallel, (out.numel() * window) as f64);
             Ok(())
@@ -71,6 +69,27 @@ pub(crate) fn pad(padding: &[(usize, usize)]) -> [usize; 2] {
     pair_or(&padding.iter().map(|p| p.0).collect::<Vec<_>>(), 0)
 }
 
+/// A window op's stride, padding and dilation attributes, per spatial axis.
+pub(crate) type WindowAttrs<'a> = (&'a [usize], &'a [(usize, usize)], &'a [usize]);
+
+/// The 2-D geometry of a window op from its input and output shapes (`[N, C,
+/// *spatial]`), its kernel `[height, width]` and its attributes.
+pub(crate) fn window(
+    x: &[usize],
+    out: &[usize],
+    kernel: [usize; 2],
+    (stride, padding, dilation): WindowAttrs,
+) -> Window {
+    Window {
+        input: spatial(x),
+        output: spatial(out),
+        kernel,
+        stride: pair(stride),
+        pad: pad(padding),
+        dilation: pair(dilation),
+    }
+}
+
 /// The spatial extent `[height, width]` of an `[N, C, *spatial]` shape.
 pub(crate) fn spatial(shape: &[usize]) -> [usize; 2] {
     pair(&shape[2..])
@@ -94,16 +113,16 @@ fn row_chunks(units: usize, rows: usize) -> usize {
     PARALLEL_UNITS.div_ceil(units).clamp(1, rows.max(1))
 }
 
-type ConvAttrs = ([usize; 2], [usize; 2], [usize; 2]);
-
 /// Output channels per group from which a convolution runs as implicit GEMM.
 ///
-/// The B packing gathers every element of the im2col matrix once (a few cycles
-/// each) and the micro-kernel reuses it for `og` rows, so the packing pays off
-/// only with enough rows. Measured (one thread, CPU time): W2a (og 64) 12.5 ms
-/// direct → 4.7 ms GEMM; LeNet-5's second conv (og 16, depth 150, 8×8 output,
-/// batch 64) 0.55 ms direct → 1.0 ms GEMM.
-const GEMM_MIN_CHANNELS: usize = 32;
+/// The B packing copies every element of the im2col matrix once (mostly as
+/// f32x4 runs) and the micro-kernel reuses it for `og` rows, so the packing
+/// pays off only with enough rows. Measured (one thread): W2a (og 64) 12.5 ms
+/// direct → 2.8 ms GEMM; LeNet-5's second conv (og 16, depth 150, 8×8 output,
+/// batch 64) takes ~20% fewer perf samples as GEMM than direct (with the
+/// scalar packing of before it was 1.0 ms GEMM vs 0.55 direct); its first
+/// (og 6, depth 25) is faster direct.
+const GEMM_MIN_CHANNELS: usize = 16;
 
 /// The blocking of a convolution run as implicit GEMMs, or `None` when the
 /// direct kernel runs it.
@@ -146,7 +165,7 @@ fn conv_gemm(og: usize, cg: usize, taps: usize, columns: usize) -> Option<Blocki
 fn conv(
     cx: &mut Lower,
     id: NodeId,
-    (stride, pad, dilation): ConvAttrs,
+    attrs: WindowAttrs,
     groups: usize,
     transposed: bool,
 ) -> Result<(), CodegenError> {
@@ -155,7 +174,8 @@ fn conv(
     let w = cx.g.ty(ops[1]).clone();
     let out = cx.g.ty(ValueId::first(id)).clone();
     let (n, c_in, c_out) = (x.shape[0], x.shape[1], out.shape[1]);
-    let kernel = spatial(&w.shape);
+    let window = window(&x.shape, &out.shape, spatial(&w.shape), attrs);
+    let Window { output, kernel, .. } = window;
     let oc_block = oc_block(c_out / groups);
     let columns = out.numel() / (n * c_out);
     let gemm = if transposed {
@@ -168,10 +188,9 @@ fn conv(
             columns,
         )
     };
-    let (input, output) = (spatial(&x.shape), spatial(&out.shape));
     // Rows per phase: a transposed convolution has `stride` row phases.
     let phase_rows = if transposed {
-        output[0] / stride[0].min(output[0])
+        output[0] / window.stride[0].min(output[0])
     } else {
         output[0]
     };
@@ -188,12 +207,7 @@ fn conv(
         groups,
         oc_block,
         row_chunks,
-        input,
-        output,
-        kernel,
-        stride,
-        pad,
-        dilation,
+        window,
         transposed,
         bias: ops.len() == 3,
         activation: Activation::Identity,

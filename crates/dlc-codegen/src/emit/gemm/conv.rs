@@ -16,20 +16,12 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 use super::{BSource, BiasAxis, Gemm, Offsets, Panel, Tier};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::spatial::shuffle_lanes;
-use crate::kernel::{GEMM_NR_MAX, MatView, SpatialOp};
+use crate::kernel::{GEMM_NR_MAX, MatView, SpatialOp, Window};
 
 /// The im2col matrix of one image and group, read from argument 0.
 pub struct Im2col {
-    /// Input height and width.
-    input: [usize; 2],
-    /// Output width.
-    out_w: usize,
-    /// Kernel height and width.
-    kernel: [usize; 2],
-    /// Strides, padding before the first row/column, dilations.
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dilation: [usize; 2],
+    /// The convolution's geometry.
+    win: Window,
 }
 
 /// Kernel widths up to which a kernel row whose taps are all inside the image
@@ -55,13 +47,13 @@ impl Im2col {
     /// constant displacements otherwise); the other quads and taps (padding
     /// borders, quads across a row end, the matrix edge) go column by column.
     pub(super) fn pack_panel(&self, kb: &mut KernelBuilder, g: &Gemm, p: &Panel) {
-        let [h, w] = self.input;
-        let taps = self.kernel[0] * self.kernel[1];
+        let [h, w] = self.win.input;
+        let taps = self.win.kernel[0] * self.win.kernel[1];
         let c0 = kb.b.ins().udiv_imm_u(p.pc, taps as i64);
         let chans = kb.b.ins().udiv_imm_u(p.kc, taps as i64);
         let x0 = kb.add_scaled(p.b_off, c0, h * w);
         let blk = Block { x0, chans, p };
-        if self.out_w < 4 {
+        if self.win.output[1] < 4 {
             kb.for_n(g.nr, &[], |kb, j, _| {
                 self.for_taps(kb, g, p.dst0, |kb, tap, dst| {
                     let dst = kb.b.ins().iadd(dst, j);
@@ -77,8 +69,8 @@ impl Im2col {
             let col = kb.b.ins().iadd(p.col0, j0);
             let end = kb.b.ins().iadd_imm_s(col, 4);
             let inside = kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, p.col_hi);
-            let ow = kb.b.ins().urem_imm_u(col, self.out_w as i64);
-            let limit = self.out_w as i64 - 3;
+            let ow = kb.b.ins().urem_imm_u(col, self.win.output[1] as i64);
+            let limit = self.win.output[1] as i64 - 3;
             let one_row = kb.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, ow, limit);
             let quad = kb.b.ins().band(inside, one_row);
             let origin = self.origin(kb, col);
@@ -104,7 +96,7 @@ impl Im2col {
                     },
                 );
             };
-            let [kh_n, kw_n] = self.kernel;
+            let [kh_n, kw_n] = self.win.kernel;
             kb.for_n(kh_n, &[], |kb, kh, _| {
                 let dst = kb.add_scaled(dst_q, kh, kw_n * g.nr);
                 let per_tap = |kb: &mut KernelBuilder| {
@@ -120,7 +112,7 @@ impl Im2col {
                 }
                 // The whole kernel row at once when all its taps are inside.
                 let (ih, iw) = self.position(kb, origin, (kh, zero));
-                let span = (kw_n - 1) * self.dilation[1];
+                let span = (kw_n - 1) * self.win.dilation[1];
                 let ok = self.quad_inside(kb, quad, ih, iw, span);
                 let whole = |kb: &mut KernelBuilder| {
                     let src = kb.add_scaled(x0, ih, w);
@@ -144,11 +136,11 @@ impl Im2col {
         iw: Value,
         span: usize,
     ) -> Value {
-        let [h, w] = self.input;
+        let [h, w] = self.win.input;
         let ok_h = kb.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, ih, h as i64);
         let last =
             kb.b.ins()
-                .iadd_imm_s(iw, (span + 3 * self.stride[1]) as i64);
+                .iadd_imm_s(iw, (span + 3 * self.win.stride[1]) as i64);
         let ok_w =
             kb.b.ins()
                 .icmp_imm_u(IntCC::UnsignedLessThan, last, w as i64);
@@ -169,7 +161,7 @@ impl Im2col {
         dst0: Value,
         body: impl Fn(&mut KernelBuilder, (Value, Value), Value),
     ) {
-        let [kh_n, kw_n] = self.kernel;
+        let [kh_n, kw_n] = self.win.kernel;
         kb.for_n(kh_n, &[], |kb, kh, _| {
             let row = kb.add_scaled(dst0, kh, kw_n * g.nr);
             kb.for_n(kw_n, &[], |kb, kw, _| {
@@ -184,12 +176,12 @@ impl Im2col {
     /// The input position of tap (0, 0) for im2col column `col`, `(oh·sh −
     /// ph, ow·sw − pw)` (possibly outside the image).
     fn origin(&self, kb: &mut KernelBuilder, col: Value) -> (Value, Value) {
-        let oh = kb.b.ins().udiv_imm_u(col, self.out_w as i64);
-        let ow = kb.b.ins().urem_imm_u(col, self.out_w as i64);
-        let ih = kb.affine(oh, self.stride[0], 0);
-        let ih = kb.b.ins().iadd_imm_s(ih, -(self.pad[0] as i64));
-        let iw = kb.affine(ow, self.stride[1], 0);
-        let iw = kb.b.ins().iadd_imm_s(iw, -(self.pad[1] as i64));
+        let oh = kb.b.ins().udiv_imm_u(col, self.win.output[1] as i64);
+        let ow = kb.b.ins().urem_imm_u(col, self.win.output[1] as i64);
+        let ih = kb.affine(oh, self.win.stride[0], 0);
+        let ih = kb.b.ins().iadd_imm_s(ih, -(self.win.pad[0] as i64));
+        let iw = kb.affine(ow, self.win.stride[1], 0);
+        let iw = kb.b.ins().iadd_imm_s(iw, -(self.win.pad[1] as i64));
         (ih, iw)
     }
 
@@ -200,8 +192,8 @@ impl Im2col {
         (ih0, iw0): (Value, Value),
         (kh, kw): (Value, Value),
     ) -> (Value, Value) {
-        let ih = kb.add_scaled(ih0, kh, self.dilation[0]);
-        let iw = kb.add_scaled(iw0, kw, self.dilation[1]);
+        let ih = kb.add_scaled(ih0, kh, self.win.dilation[0]);
+        let iw = kb.add_scaled(iw0, kw, self.win.dilation[1]);
         (ih, iw)
     }
 
@@ -217,9 +209,9 @@ impl Im2col {
         dst: Value,
         taps: usize,
     ) {
-        let hw = (self.input[0] * self.input[1]) as i64;
-        let dst_step = (self.kernel[0] * self.kernel[1] * g.nr) as i64;
-        let (sw, dw) = (self.stride[1] as i32, self.dilation[1] as i32);
+        let hw = (self.win.input[0] * self.win.input[1]) as i64;
+        let dst_step = (self.win.kernel[0] * self.win.kernel[1] * g.nr) as i64;
+        let (sw, dw) = (self.win.stride[1] as i32, self.win.dilation[1] as i32);
         let zero = kb.int(0);
         kb.for_range(zero, blk.chans, 1, &[src, dst], |kb, _, v| {
             for t in 0..taps as i32 {
@@ -258,9 +250,9 @@ impl Im2col {
         tap: (Value, Value),
         dst: Value,
     ) {
-        let [h, w] = self.input;
+        let [h, w] = self.win.input;
         let hw = (h * w) as i64;
-        let dst_step = (self.kernel[0] * self.kernel[1] * g.nr) as i64;
+        let dst_step = (self.win.kernel[0] * self.win.kernel[1] * g.nr) as i64;
         let col = kb.b.ins().iadd(blk.p.col0, j);
         let inside = kb.b.ins().icmp(IntCC::SignedLessThan, col, blk.p.col_hi);
         let last = kb.int(g.n as i64 - 1);
@@ -306,12 +298,7 @@ pub fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
         c_in,
         c_out,
         groups,
-        input,
-        output,
-        kernel,
-        stride,
-        pad,
-        dilation,
+        window,
         bias,
         activation,
         gemm: Some(bl),
@@ -321,6 +308,12 @@ pub fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
         unreachable!("gemm::conv::emit takes a convolution lowered to GEMM")
     };
     let (cg, og) = (c_in / groups, c_out / groups);
+    let Window {
+        input,
+        output,
+        kernel,
+        ..
+    } = window;
     let (hw, ohw) = (input[0] * input[1], output[0] * output[1]);
     let k = cg * kernel[0] * kernel[1];
     let a = MatView {
@@ -329,14 +322,7 @@ pub fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
         col_stride: 1,
         batch_strides: vec![],
     };
-    let im = Im2col {
-        input,
-        out_w: output[1],
-        kernel,
-        stride,
-        pad,
-        dilation,
-    };
+    let im = Im2col { win: window };
     let bias = bias.then_some(BiasAxis::Rows);
     let g = Gemm::new(
         (og, ohw, k),

@@ -199,78 +199,48 @@ impl<'a> Gemm<'a> {
         offs: &Offsets,
     ) {
         let bl = self.bl;
-        let extent = |kb: &mut KernelBuilder, at: Value, hi: Value, block: usize| {
-            let left = kb.b.ins().isub(hi, at);
-            let bv = kb.int(block as i64);
-            kb.b.ins().smin(left, bv)
-        };
-        let zero = kb.int(0);
-        let kv = kb.int(self.k as i64);
+        let depth = (kb.int(0), kb.int(self.k as i64));
         if self.m <= bl.mc {
             let (ic, mc) = (rows.0, kb.b.ins().isub(rows.1, rows.0));
-            kb.for_range(zero, kv, bl.kc as i64, &[], |kb, pc, _| {
-                let kc = extent(kb, pc, kv, bl.kc);
+            for_blocks(kb, depth, bl.kc, |kb, pc, kc| {
                 self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
-                kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
-                    let nc = extent(kb, jc, cols.1, bl.nc);
+                for_blocks(kb, cols, bl.nc, |kb, jc, nc| {
                     self.pack_b(kb, offs.b, jc, nc, cols.1, pc, kc);
-                    let at = Block {
-                        ic,
-                        jc,
-                        mc,
-                        nc,
-                        pc,
-                        kc,
-                    };
-                    self.tiles(kb, offs, &at);
-                    vec![]
+                    self.tiles(kb, offs, [(ic, mc), (jc, nc), (pc, kc)]);
                 });
-                vec![]
             });
             return;
         }
-        kb.for_range(cols.0, cols.1, bl.nc as i64, &[], |kb, jc, _| {
-            let nc = extent(kb, jc, cols.1, bl.nc);
-            kb.for_range(zero, kv, bl.kc as i64, &[], |kb, pc, _| {
-                let kc = extent(kb, pc, kv, bl.kc);
+        for_blocks(kb, cols, bl.nc, |kb, jc, nc| {
+            for_blocks(kb, depth, bl.kc, |kb, pc, kc| {
                 self.pack_b(kb, offs.b, jc, nc, cols.1, pc, kc);
-                kb.for_range(rows.0, rows.1, bl.mc as i64, &[], |kb, ic, _| {
-                    let mc = extent(kb, ic, rows.1, bl.mc);
+                for_blocks(kb, rows, bl.mc, |kb, ic, mc| {
                     self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
-                    let at = Block {
-                        ic,
-                        jc,
-                        mc,
-                        nc,
-                        pc,
-                        kc,
-                    };
-                    self.tiles(kb, offs, &at);
-                    vec![]
+                    self.tiles(kb, offs, [(ic, mc), (jc, nc), (pc, kc)]);
                 });
-                vec![]
             });
-            vec![]
         });
     }
 
-    /// The micro-kernel tiles of one packed `mc × nc` block (depth `kc`).
-    fn tiles(&self, kb: &mut KernelBuilder, offs: &Offsets, b: &Block) {
+    /// The micro-kernel tiles of one packed block: `[(ic, mc), (jc, nc), (pc,
+    /// kc)]`, the block's origin and extent in rows, columns and depth.
+    fn tiles(&self, kb: &mut KernelBuilder, offs: &Offsets, block: [(Value, Value); 3]) {
+        let [(ic, mc), (jc, nc), (pc, kc)] = block;
         let zero = kb.int(0);
-        kb.for_range(zero, b.nc, self.nr as i64, &[], |kb, jr, _| {
+        kb.for_range(zero, nc, self.nr as i64, &[], |kb, jr, _| {
             let zero = kb.int(0);
-            kb.for_range(zero, b.mc, self.mr as i64, &[], |kb, ir, _| {
+            kb.for_range(zero, mc, self.mr as i64, &[], |kb, ir, _| {
                 let at = TileAt {
                     c_off: offs.c,
                     bias_off: offs.bias,
-                    ic: b.ic,
-                    jc: b.jc,
+                    ic,
+                    jc,
                     ir,
                     jr,
-                    mc: b.mc,
-                    nc: b.nc,
-                    pc: b.pc,
-                    kc: b.kc,
+                    mc,
+                    nc,
+                    pc,
+                    kc,
                 };
                 self.tile(kb, &at);
                 vec![]
@@ -325,51 +295,41 @@ impl<'a> Gemm<'a> {
             kc,
             dst0,
         } = panel;
-        let nr = self.nr as i64;
-        let end = kb.b.ins().iadd_imm_s(col0, nr);
-        let full = kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, col_hi);
-        let masked = |kb: &mut KernelBuilder| {
-            let zero = kb.int(0);
-            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+        let nr = self.nr;
+        let row = |base: Value| {
+            move |kb: &mut KernelBuilder, p: Value| {
                 let row = kb.b.ins().iadd(pc, p);
-                let src_row = kb.add_scaled(b_off, row, v.row_stride);
-                let dst = kb.b.ins().imul_imm_s(p, nr);
-                let dst = kb.b.ins().iadd(dst0, dst);
-                for j in 0..self.nr {
-                    let col = kb.b.ins().iadd_imm_s(col0, j as i64);
-                    let x = self.masked_load(kb, 1, src_row, col, v.col_stride, col_hi, self.n);
-                    kb.store_at(x, self.s, dst, 4, 4 * j as i32);
-                }
-                vec![]
-            });
+                kb.add_scaled(base, row, v.row_stride)
+            }
         };
-        let Some(step) = displacement(self.nr, v.col_stride) else {
+        let masked = |kb: &mut KernelBuilder| {
+            let load = |kb: &mut KernelBuilder, src: Value, j: usize| {
+                let col = kb.b.ins().iadd_imm_s(col0, j as i64);
+                self.masked_load(kb, 1, src, col, v.col_stride, col_hi, self.n)
+            };
+            self.pack_groups(kb, (kc, dst0), (nr, 1), row(b_off), load);
+        };
+        let Some(step) = displacement(nr, v.col_stride) else {
             masked(kb);
             return;
         };
         // A whole panel inside B: no masks; contiguous rows copy as f32x4.
         let full_panel = |kb: &mut KernelBuilder| {
             let src0 = kb.add_scaled(b_off, col0, v.col_stride);
-            let zero = kb.int(0);
-            kb.for_range(zero, kc, 1, &[], |kb, p, _| {
-                let row = kb.b.ins().iadd(pc, p);
-                let src = kb.add_scaled(src0, row, v.row_stride);
-                let dst = kb.b.ins().imul_imm_s(p, nr);
-                let dst = kb.b.ins().iadd(dst0, dst);
-                if v.col_stride == 1 {
-                    for q in 0..self.nr as i32 / 4 {
-                        let x = kb.load_at(types::F32X4, 1, src, 4, 16 * q);
-                        kb.store_at(x, self.s, dst, 4, 16 * q);
-                    }
-                } else {
-                    for j in 0..self.nr as i32 {
-                        let x = kb.load_at(types::F32, 1, src, 4, j * step);
-                        kb.store_at(x, self.s, dst, 4, 4 * j);
-                    }
-                }
-                vec![]
-            });
+            if v.col_stride == 1 {
+                let load = |kb: &mut KernelBuilder, src: Value, q: usize| {
+                    kb.load_at(types::F32X4, 1, src, 4, 16 * q as i32)
+                };
+                self.pack_groups(kb, (kc, dst0), (nr, 4), row(src0), load);
+            } else {
+                let load = |kb: &mut KernelBuilder, src: Value, j: usize| {
+                    kb.load_at(types::F32, 1, src, 4, j as i32 * step)
+                };
+                self.pack_groups(kb, (kc, dst0), (nr, 1), row(src0), load);
+            }
         };
+        let end = kb.b.ins().iadd_imm_s(col0, nr as i64);
+        let full = kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, col_hi);
         kb.if_else(full, full_panel, masked);
     }
 
@@ -387,34 +347,24 @@ impl<'a> Gemm<'a> {
         kc: Value,
     ) {
         let v = self.a;
-        let mr = self.mr as i64;
-        let step = displacement(self.mr, v.row_stride);
+        let mr = self.mr;
+        let step = displacement(mr, v.row_stride);
+        let col = |base: Value| {
+            move |kb: &mut KernelBuilder, p: Value| {
+                let col = kb.b.ins().iadd(pc, p);
+                kb.add_scaled(base, col, v.col_stride)
+            }
+        };
         let zero = kb.int(0);
-        kb.for_range(zero, mc, mr, &[], |kb, ip, _| {
+        kb.for_range(zero, mc, mr as i64, &[], |kb, ip, _| {
             let row0 = kb.b.ins().iadd(ic, ip);
             let dst0 = kb.b.ins().imul(ip, kc);
             let masked = |kb: &mut KernelBuilder| {
-                let zero = kb.int(0);
-                kb.for_range(zero, kc, 1, &[], |kb, p, _| {
-                    let col = kb.b.ins().iadd(pc, p);
-                    let src_col = kb.add_scaled(a_off, col, v.col_stride);
-                    let dst = kb.b.ins().imul_imm_s(p, mr);
-                    let dst = kb.b.ins().iadd(dst0, dst);
-                    for r in 0..self.mr {
-                        let row = kb.b.ins().iadd_imm_s(row0, r as i64);
-                        let x = self.masked_load(
-                            kb,
-                            self.a_arg,
-                            src_col,
-                            row,
-                            v.row_stride,
-                            row_hi,
-                            self.m,
-                        );
-                        kb.store_at(x, self.s, dst, 4, 4 * r as i32);
-                    }
-                    vec![]
-                });
+                let load = |kb: &mut KernelBuilder, src: Value, r: usize| {
+                    let row = kb.b.ins().iadd_imm_s(row0, r as i64);
+                    self.masked_load(kb, self.a_arg, src, row, v.row_stride, row_hi, self.m)
+                };
+                self.pack_groups(kb, (kc, dst0), (mr, 1), col(a_off), load);
             };
             let Some(step) = step else {
                 masked(kb);
@@ -423,22 +373,42 @@ impl<'a> Gemm<'a> {
             // A whole panel inside A: plain loads at constant displacements.
             let full_panel = |kb: &mut KernelBuilder| {
                 let src0 = kb.add_scaled(a_off, row0, v.row_stride);
-                let zero = kb.int(0);
-                kb.for_range(zero, kc, 1, &[], |kb, p, _| {
-                    let col = kb.b.ins().iadd(pc, p);
-                    let src = kb.add_scaled(src0, col, v.col_stride);
-                    let dst = kb.b.ins().imul_imm_s(p, mr);
-                    let dst = kb.b.ins().iadd(dst0, dst);
-                    for r in 0..self.mr as i32 {
-                        let x = kb.load_at(types::F32, self.a_arg, src, 4, r * step);
-                        kb.store_at(x, self.s, dst, 4, 4 * r);
-                    }
-                    vec![]
-                });
+                let load = |kb: &mut KernelBuilder, src: Value, r: usize| {
+                    kb.load_at(types::F32, self.a_arg, src, 4, r as i32 * step)
+                };
+                self.pack_groups(kb, (kc, dst0), (mr, 1), col(src0), load);
             };
-            let end = kb.b.ins().iadd_imm_s(row0, mr);
+            let end = kb.b.ins().iadd_imm_s(row0, mr as i64);
             let full = kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, row_hi);
             kb.if_else(full, full_panel, masked);
+            vec![]
+        });
+    }
+
+    /// The packing skeleton shared by A and B panels: `kc` groups of `width`
+    /// floats into scratch from `dst0` (group `p` at `dst0 + p·width`), group
+    /// `p` read from source index `src(kb, p)` as `width / lanes` pieces,
+    /// `load(kb, src, q)` giving piece `q` (`lanes` floats: f32 or f32x4).
+    fn pack_groups<S, L>(
+        &self,
+        kb: &mut KernelBuilder,
+        (kc, dst0): (Value, Value),
+        (width, lanes): (usize, usize),
+        src: S,
+        load: L,
+    ) where
+        S: Fn(&mut KernelBuilder, Value) -> Value,
+        L: Fn(&mut KernelBuilder, Value, usize) -> Value,
+    {
+        let zero = kb.int(0);
+        kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+            let from = src(kb, p);
+            let dst = kb.b.ins().imul_imm_s(p, width as i64);
+            let dst = kb.b.ins().iadd(dst0, dst);
+            for q in 0..width / lanes {
+                let x = load(kb, from, q);
+                kb.store_at(x, self.s, dst, 4, (4 * lanes * q) as i32);
+            }
             vec![]
         });
     }
@@ -701,16 +671,6 @@ impl<'a> Gemm<'a> {
     }
 }
 
-/// A packed block: its origins in C and depth, and its extents.
-struct Block {
-    ic: Value,
-    jc: Value,
-    mc: Value,
-    nc: Value,
-    pc: Value,
-    kc: Value,
-}
-
 /// Where a tile sits: block origins, offsets within the block, block extents.
 struct TileAt {
     c_off: Value,
@@ -743,6 +703,23 @@ struct Panel {
     pc: Value,
     kc: Value,
     dst0: Value,
+}
+
+/// `body(kb, at, len)` for the blocks `at = lo, lo + block, ..` below `hi`,
+/// `len = min(block, hi − at)`.
+fn for_blocks(
+    kb: &mut KernelBuilder,
+    (lo, hi): (Value, Value),
+    block: usize,
+    body: impl FnOnce(&mut KernelBuilder, Value, Value),
+) {
+    kb.for_range(lo, hi, block as i64, &[], |kb, at, _| {
+        let left = kb.b.ins().isub(hi, at);
+        let bv = kb.int(block as i64);
+        let len = kb.b.ins().smin(left, bv);
+        body(kb, at, len);
+        vec![]
+    });
 }
 
 /// The address of element `idx` (f32) of argument `arg`, for native calls.

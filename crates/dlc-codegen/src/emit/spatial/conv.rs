@@ -96,12 +96,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
         groups,
         oc_block,
         row_chunks,
-        input,
-        output,
-        kernel,
-        stride,
-        pad,
-        dilation,
+        window,
         transposed,
         bias,
         activation,
@@ -110,9 +105,9 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
     else {
         unreachable!("conv::emit takes a convolution")
     };
-    let [h, w] = dims(input, output, kernel, stride, pad, dilation);
+    let [h, w] = dims(&window);
     let (cg, og) = (c_in / groups, c_out / groups);
-    let taps = kernel[0] * kernel[1];
+    let taps = window.kernel[0] * window.kernel[1];
     let (w_oc, w_c) = if transposed {
         (taps, og * taps)
     } else {

@@ -46,17 +46,13 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
     let SpatialOp::Pool {
         kind,
         row_chunks,
-        input,
-        output,
-        kernel,
-        stride,
-        pad,
+        window,
         ..
     } = *op
     else {
         unreachable!("pool::emit takes a pooling")
     };
-    let [h, w] = dims(input, output, kernel, stride, pad, [1, 1]);
+    let [h, w] = dims(&window);
     let pool = Pool { kind, h, w };
     let rp = &h.phases(false)[0];
     let cp = &w.phases(false)[0];
