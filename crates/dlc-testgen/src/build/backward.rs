@@ -3,9 +3,10 @@
 
 use dlc_ir::infer::window_out;
 use dlc_ir::init::Init;
-use dlc_ir::{CellKind, ConvAttrs, DType, Op, PoolAttrs, PoolKind, ValueId};
+use dlc_ir::{ConvAttrs, DType, Op, PoolAttrs, PoolKind, ValueId};
 
 use super::Builder;
+use super::seq::RecurrentInput;
 
 fn numel(s: &[usize]) -> usize {
     s.iter().product()
@@ -149,18 +150,14 @@ impl Builder {
     }
 
     fn recurrent_grad(&mut self) -> Option<()> {
-        let cell = self
-            .rng
-            .pick(&[CellKind::Rnn, CellKind::Lstm, CellKind::Gru]);
-        let sequence = self.rng.pct(65);
-        let x = self.f32_operand(2 + sequence as usize, 2 + sequence as usize);
-        let x = self.bounded(x, 4.0);
-        let s = self.shape(x);
-        let (steps, batch, input) = if sequence {
-            (s[0], s[1], s[2])
-        } else {
-            (1, s[0], s[1])
-        };
+        let RecurrentInput {
+            cell,
+            sequence,
+            x,
+            steps,
+            batch,
+            input,
+        } = self.recurrent_input();
         let hidden = self.rng.dim(self.cfg.max_dim.min(16));
         let gh = cell.gates() * hidden;
         if 3 * steps * batch * gh * (input + hidden) > self.cfg.max_work
