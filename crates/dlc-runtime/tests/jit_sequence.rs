@@ -150,13 +150,19 @@ fn grid_lstm_hand_shapes() {
 
 #[test]
 fn attention_hand_shapes() {
-    // L, S, E, Ev: lengths around the key block (64) and widths around the
-    // 32-column strips; both masks.
+    // L, S, E, Ev: lengths around the query block (32), the key block (64)
+    // and the native kernel's 6-row / 16-, 8- and masked-column tiles, more
+    // and fewer keys than queries, widths around the portable 32-column strips;
+    // both masks.
     for (l, s, e, ev) in [
         (1, 1, 1, 1),
         (7, 13, 5, 3),
         (65, 130, 16, 40),
         (70, 64, 33, 37),
+        (1, 7, 64, 64),
+        (33, 100, 13, 64),
+        (100, 33, 64, 13),
+        (100, 100, 1, 7),
     ] {
         for causal in [false, true] {
             check_both(&format!(

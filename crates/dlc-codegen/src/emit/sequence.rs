@@ -4,7 +4,9 @@
 //! transposing horizontal sum that yields four dot products per vector).
 
 mod attention;
+mod flash;
 mod grid_lstm;
+mod nn;
 mod nt;
 mod recurrent;
 
@@ -23,12 +25,10 @@ const V: Lanes = Lanes { vector: true };
 const S: Lanes = Lanes { vector: false };
 
 /// Emits the body of a sequence kernel; the native tier also selects the
-/// native products of [`nt`].
+/// native products of [`nt`] and [`nn`].
 pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
-    let nt = match tier {
-        Tier::Native(_) => nt::detect(),
-        Tier::Portable => None,
-    };
+    let native = matches!(tier, Tier::Native(_));
+    let nt = nt::detect().filter(|_| native);
     match op {
         SequenceOp::Recurrent {
             cell,
@@ -56,7 +56,7 @@ pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
             hidden,
             keep_gates,
         } => grid_lstm::emit(kb, [*rows, *cols, *batch, *features, *hidden], *keep_gates),
-        SequenceOp::Attention { .. } => attention::emit(kb, op),
+        SequenceOp::Attention { .. } => attention::emit(kb, op, nn::detect().filter(|_| native)),
     }
 }
 

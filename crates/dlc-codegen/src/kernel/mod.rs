@@ -145,6 +145,7 @@ impl KernelOp {
         match self {
             KernelOp::MatMul(m) => m.scratch_bytes(),
             KernelOp::Spatial(SpatialOp::Conv { gemm: Some(b), .. }) => b.scratch_bytes(),
+            KernelOp::Sequence(s) => s.scratch_bytes(),
             _ => 0,
         }
     }

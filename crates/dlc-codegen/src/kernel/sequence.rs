@@ -57,9 +57,10 @@ pub enum SequenceOp {
     /// `o = softmax(q kᵀ · scale) v` per batch index, streaming over key blocks
     /// (running maximum and sum per query row), so no `L × S` matrix is stored.
     ///
-    /// Inputs `q, k, v`; outputs `o` and a scratch buffer of
-    /// `parallel × ATTENTION_KEY_BLOCK` scores. Every view has column stride 1;
-    /// each batch index (flattened over `batch`) is one parallel index.
+    /// Inputs `q, k, v`; output `o`; the thread's scratch holds one query
+    /// block's working set ([`SequenceOp::scratch_bytes`]). Every view has
+    /// column stride 1; each (batch index, block of `ATTENTION_QUERY_BLOCK`
+    /// query rows) is one parallel index, batch indices flattened over `batch`.
     Attention {
         /// Batch dims (for multi-head attention `[N, heads]`).
         batch: Vec<usize>,
@@ -81,7 +82,24 @@ pub enum SequenceOp {
 }
 
 impl SequenceOp {
-    /// Keys scored per block of the attention's online softmax (its scratch size
-    /// per batch index).
+    /// Keys scored per block of the attention's online softmax.
     pub const ATTENTION_KEY_BLOCK: usize = 64;
+
+    /// Query rows per parallel index of the attention (divides the key block,
+    /// so every query row of a block has a visible key in every key block a
+    /// causal mask leaves).
+    pub const ATTENTION_QUERY_BLOCK: usize = 32;
+
+    /// Bytes of private scratch memory each calling thread needs: for the
+    /// attention, one query block's scaled transposed queries (`E × QB`), its
+    /// scores or weights against one key block (`KB × QB`, keys major), and its
+    /// running maxima, sums and rescale factors (`3 × QB`).
+    pub fn scratch_bytes(&self) -> usize {
+        match self {
+            SequenceOp::Attention { depth, .. } => {
+                4 * Self::ATTENTION_QUERY_BLOCK * (depth + Self::ATTENTION_KEY_BLOCK + 3)
+            }
+            _ => 0,
+        }
+    }
 }

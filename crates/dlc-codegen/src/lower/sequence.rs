@@ -202,7 +202,7 @@ pub(super) fn grid_sweep(
     gates
 }
 
-/// Appends an attention kernel (with its score scratch) writing `o`.
+/// Appends an attention kernel writing `o`.
 fn push_attention(cx: &mut Lower, id: NodeId, op: SequenceOp, inputs: Vec<BufId>, o: BufId) {
     let SequenceOp::Attention {
         ref batch,
@@ -217,7 +217,7 @@ fn push_attention(cx: &mut Lower, id: NodeId, op: SequenceOp, inputs: Vec<BufId>
         unreachable!("push_attention takes an attention kernel")
     };
     let nb: usize = batch.iter().product();
-    let scores = scratch(cx, id, nb * SequenceOp::ATTENTION_KEY_BLOCK, "scores");
+    let blocks = l.div_ceil(SequenceOp::ATTENTION_QUERY_BLOCK);
     let pairs = if causal {
         (0..l).map(|i| (i + 1).min(s)).sum()
     } else {
@@ -227,10 +227,11 @@ fn push_attention(cx: &mut Lower, id: NodeId, op: SequenceOp, inputs: Vec<BufId>
         name: "attention".to_string(),
         op: KernelOp::Sequence(op),
         inputs,
-        outputs: vec![o, scores],
-        parallel: nb,
+        outputs: vec![o],
+        parallel: nb * blocks,
         flops: (nb * pairs * (2 * e + 2 * ev + 8)) as f64,
-        bytes: (4 * nb * (l * (e + ev) + s * (e + ev))) as f64,
+        // q and o once; k and v once per query block.
+        bytes: (4 * nb * (l * (e + ev) + blocks * s * (e + ev))) as f64,
         nodes: vec![id],
         in_place: vec![],
     });

@@ -1,50 +1,64 @@
-//! Fused attention with an online softmax (flash-attention style), per batch
-//! index and query row: keys are scored a block at a time into a small scratch
-//! row, the running maximum `m` and sum `l` are updated, the output row is
-//! rescaled by `exp(m_old - m_new)` and accumulated with the block's weighted
-//! values (in registers, 32 output columns at a time), and finally divided by `l`.
+//! Fused attention with an online softmax (flash-attention style). Each
+//! parallel index is one batch index's block of `ATTENTION_QUERY_BLOCK` query
+//! rows; keys are visited a block at a time, keeping a running maximum `m` and
+//! sum `l` per query row: the output is rescaled by `exp(m_old - m_new)` and
+//! accumulated with the block's weighted values, and finally divided by `l`.
+//!
+//! The native tier runs the block's products through the native NN kernel
+//! ([`super::flash`]); the portable tier (here) walks the block's rows one at
+//! a time: keys are scored into a small scratch row and the weighted values are
+//! accumulated in registers, 32 output columns at a time.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
+use super::nn::NnKernel;
 use super::{
-    Row, S, V, dot1, dot4, fadd, fill_row, fmax, for_lanes, horizontal, load_plus, mul_add,
+    Row, S, V, dot1, dot4, fadd, fill_row, flash, fmax, for_lanes, horizontal, load_plus, mul_add,
 };
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 use crate::emit::matmul::batch_offset;
 use crate::kernel::{MatView, SequenceOp};
 
-/// Argument indices: inputs `q, k, v`, outputs `o` and the score scratch.
-const Q: usize = 0;
-const K: usize = 1;
-const VAL: usize = 2;
-const O: usize = 3;
-const SCORES: usize = 4;
+/// Argument indices: inputs `q, k, v`, output `o`, then the thread's scratch.
+pub(super) const Q: usize = 0;
+pub(super) const K: usize = 1;
+pub(super) const VAL: usize = 2;
+pub(super) const O: usize = 3;
+pub(super) const SCRATCH: usize = 4;
 
 /// Keys per block.
-const BLOCK: usize = SequenceOp::ATTENTION_KEY_BLOCK;
+pub(super) const BLOCK: usize = SequenceOp::ATTENTION_KEY_BLOCK;
+/// Query rows per parallel index.
+pub(super) const QUERY_BLOCK: usize = SequenceOp::ATTENTION_QUERY_BLOCK;
 
 /// The kernel's constants and the current batch index's offsets.
-struct Attn<'a> {
-    depth: usize,
-    value_depth: usize,
-    scale: f32,
-    k: &'a MatView,
-    v: &'a MatView,
-    k_off: Value,
-    v_off: Value,
-    scores: Row,
+pub(super) struct Attn<'a> {
+    pub keys: usize,
+    pub depth: usize,
+    pub value_depth: usize,
+    pub scale: f32,
+    pub causal: bool,
+    pub q: &'a MatView,
+    pub k: &'a MatView,
+    pub v: &'a MatView,
+    pub o: &'a MatView,
+    pub q_off: Value,
+    pub k_off: Value,
+    pub v_off: Value,
+    pub o_off: Value,
 }
 
 /// `min(a, b)` on i64 values.
-fn imin(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
+pub(super) fn imin(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
     let lt = kb.b.ins().icmp(IntCC::SignedLessThan, a, b);
     kb.b.ins().select(lt, a, b)
 }
 
-/// Emits an `SequenceOp::Attention` kernel.
-pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp) {
+/// Emits an `SequenceOp::Attention` kernel; `nn` is the native product kernel
+/// of the native tier.
+pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp, nn: Option<NnKernel>) {
     let SequenceOp::Attention {
         batch,
         queries,
@@ -59,36 +73,59 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp) {
         unreachable!("attention::emit takes an attention kernel")
     };
     let [qv, kv, vv, ov] = &**views;
+    let blocks = queries.div_ceil(QUERY_BLOCK);
     let (start, end) = (kb.start, kb.end);
-    kb.for_range(start, end, 1, &[], |kb, bi, _| {
-        let q_off = batch_offset(kb, batch, qv, bi);
-        let o_off = batch_offset(kb, batch, ov, bi);
-        let scratch = kb.b.ins().imul_imm_s(bi, BLOCK as i64);
+    kb.for_range(start, end, 1, &[], |kb, p, _| {
+        let bi = kb.b.ins().udiv_imm_u(p, blocks as i64);
+        let blk = kb.b.ins().imul_imm_s(bi, blocks as i64);
+        let blk = kb.b.ins().isub(p, blk);
+        let q0 = kb.b.ins().imul_imm_s(blk, QUERY_BLOCK as i64);
+        let all = kb.int(*queries as i64);
+        let left = kb.b.ins().isub(all, q0);
+        let full = kb.int(QUERY_BLOCK as i64);
+        let rows = imin(kb, left, full);
         let a = Attn {
+            keys: *keys,
             depth: *depth,
             value_depth: *value_depth,
             scale: *scale,
+            causal: *causal,
+            q: qv,
             k: kv,
             v: vv,
+            o: ov,
+            q_off: batch_offset(kb, batch, qv, bi),
             k_off: batch_offset(kb, batch, kv, bi),
             v_off: batch_offset(kb, batch, vv, bi),
-            scores: Row::new(SCORES, scratch),
+            o_off: batch_offset(kb, batch, ov, bi),
         };
-        kb.for_n(*queries, &[], |kb, i, _| {
-            let q_row = Row::new(Q, kb.add_scaled(q_off, i, qv.row_stride));
-            let o_row = Row::new(O, kb.add_scaled(o_off, i, ov.row_stride));
-            let all = kb.int(*keys as i64);
-            let n_keys = if *causal {
-                let i1 = kb.b.ins().iadd_imm_s(i, 1);
-                imin(kb, i1, all)
-            } else {
-                all
-            };
-            query_row(kb, &a, q_row, o_row, n_keys);
-            vec![]
-        });
+        match nn {
+            Some(f) => flash::query_block(kb, &a, f, q0, rows),
+            None => {
+                let q_end = kb.b.ins().iadd(q0, rows);
+                kb.for_range(q0, q_end, 1, &[], |kb, i, _| {
+                    let q_row = Row::new(Q, kb.add_scaled(a.q_off, i, qv.row_stride));
+                    let o_row = Row::new(O, kb.add_scaled(a.o_off, i, ov.row_stride));
+                    let all = kb.int(*keys as i64);
+                    let n_keys = if *causal {
+                        let i1 = kb.b.ins().iadd_imm_s(i, 1);
+                        imin(kb, i1, all)
+                    } else {
+                        all
+                    };
+                    query_row(kb, &a, q_row, o_row, n_keys);
+                    vec![]
+                });
+            }
+        }
         vec![]
     });
+}
+
+/// The portable path's row of `BLOCK` scores: the start of the thread's scratch.
+fn scores_row(kb: &mut KernelBuilder) -> Row {
+    let zero = kb.int(0);
+    Row::new(SCRATCH, zero)
 }
 
 /// One query row against keys `0..n_keys`.
@@ -106,7 +143,7 @@ fn query_row(kb: &mut KernelBuilder, a: &Attn, q_row: Row, o_row: Row, n_keys: V
         let m_new = kb.b.ins().fmax(ml[0], block_max);
         let shift = kb.b.ins().fsub(ml[0], m_new);
         let alpha = kb.exp(S, shift);
-        let psum = exp_block(kb, a, m_new, cnt4, cnt);
+        let psum = exp_block(kb, m_new, cnt4, cnt);
         let l_scaled = kb.b.ins().fmul(ml[1], alpha);
         let l_new = kb.b.ins().fadd(l_scaled, psum);
         accumulate(kb, a, o_row, jb, cnt, alpha);
@@ -135,6 +172,7 @@ fn score_block(
         let key = kb.b.ins().iadd(jb, jj);
         Row::new(K, kb.add_scaled(a.k_off, key, a.k.row_stride))
     };
+    let scores = scores_row(kb);
     let ninf = kb.fconst(V, f32::NEG_INFINITY);
     let lo = kb.int(0);
     let vmax = kb.for_range(lo, cnt4, 4, &[ninf], |kb, jj, acc| {
@@ -143,7 +181,7 @@ fn score_block(
         let s = dot4(kb, q_row, first, &rows, a.depth)[0];
         let scale = kb.fconst(V, a.scale);
         let s = kb.b.ins().fmul(s, scale);
-        a.scores.store(kb, jj, s);
+        scores.store(kb, jj, s);
         vec![kb.b.ins().fmax(acc[0], s)]
     });
     let max = horizontal(kb, vmax[0], fmax);
@@ -152,15 +190,16 @@ fn score_block(
         let s = dot1(kb, q_row, row, a.depth);
         let scale = kb.fconst(S, a.scale);
         let s = kb.b.ins().fmul(s, scale);
-        a.scores.store(kb, jj, s);
+        scores.store(kb, jj, s);
         vec![kb.b.ins().fmax(acc[0], s)]
     })[0]
 }
 
 /// Replaces the block's scores by `exp(s - m)`; returns their sum.
-fn exp_block(kb: &mut KernelBuilder, a: &Attn, m: Value, cnt4: Value, cnt: Value) -> Value {
+fn exp_block(kb: &mut KernelBuilder, m: Value, cnt4: Value, cnt: Value) -> Value {
+    let scores = scores_row(kb);
     let step = |kb: &mut KernelBuilder, l: Lanes, jj: Value, acc: Value| {
-        let s = a.scores.load(kb, l, jj);
+        let s = scores.load(kb, l, jj);
         let mm = if l.vector {
             kb.b.ins().splat(types::F32X4, m)
         } else {
@@ -168,7 +207,7 @@ fn exp_block(kb: &mut KernelBuilder, a: &Attn, m: Value, cnt4: Value, cnt: Value
         };
         let d = kb.b.ins().fsub(s, mm);
         let p = kb.exp(l, d);
-        a.scores.store(kb, jj, p);
+        scores.store(kb, jj, p);
         kb.b.ins().fadd(acc, p)
     };
     let zero = kb.fconst(V, 0.0);
@@ -184,6 +223,7 @@ fn exp_block(kb: &mut KernelBuilder, a: &Attn, m: Value, cnt4: Value, cnt: Value
 
 /// `o = o·alpha + Σ_jj p_jj · v[jb + jj]`, in strips of 32, 4 and 1 columns.
 fn accumulate(kb: &mut KernelBuilder, a: &Attn, o_row: Row, jb: Value, cnt: Value, alpha: Value) {
+    let scores = scores_row(kb);
     let alpha_v = kb.b.ins().splat(types::F32X4, alpha);
     let ev = a.value_depth;
     let mut e0 = 0;
@@ -207,7 +247,7 @@ fn accumulate(kb: &mut KernelBuilder, a: &Attn, o_row: Row, jb: Value, cnt: Valu
                 .collect();
             let zero = kb.int(0);
             let acc = kb.for_range(zero, cnt, 1, &init, |kb, jj, acc| {
-                let p = a.scores.load(kb, S, jj);
+                let p = scores.load(kb, S, jj);
                 let p = if l.vector {
                     kb.b.ins().splat(types::F32X4, p)
                 } else {

@@ -1,7 +1,6 @@
 //! A natively compiled `C = A · Wᵀ` with both operands row-major (the "NT"
-//! product), for the per-step products of the sequence kernels: a recurrence's
-//! `h · W_hhᵀ` over a block of batch rows, attention's `q · kᵀ` over a block of
-//! query rows. Nothing is packed: each output is a dot product of a row of `A`
+//! product), for the per-step products of the recurrences: `h · W_hhᵀ` over a
+//! block of batch rows. Nothing is packed: each output is a dot product of a row of `A`
 //! and a row of `W`, both contiguous, so the kernel reads the weights in their
 //! PyTorch layout (a recurrence would otherwise repack `W_hh` on every run).
 //!
@@ -39,14 +38,23 @@ pub type NtKernel = unsafe extern "C" fn(
     reverse: u64,
 );
 
+/// Whether this CPU has AVX2 and FMA, which the native sequence kernels need.
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The native NT kernel, when this CPU has AVX2 and FMA.
 pub fn detect() -> Option<NtKernel> {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return Some(x86::gemm_nt_avx2);
-        }
+    if has_avx2_fma() {
+        return Some(x86::gemm_nt_avx2);
     }
     None
 }
@@ -76,46 +84,78 @@ pub fn emit_call(
     c: Operand,
     reverse: Value,
 ) {
+    let (nv, kv) = (kb.int(n as i64), kb.int(k as i64));
+    let mut args = vec![m, nv, kv];
+    for op in [a, w, c] {
+        args.push(byte_ptr(kb, op.arg, op.first));
+        args.push(kb.int(op.ld as i64));
+    }
+    args.push(reverse);
+    let extents = [
+        Extent::rows(a, m, kv),
+        Extent::rows(w, nv, kv),
+        Extent::rows(c, m, nv),
+    ];
+    call_native(kb, f as usize, &args, &extents);
+}
+
+/// The elements a native call touches in one argument: `first + Σ_d i_d·stride_d`
+/// for `i_d < count_d` (every count at least 1, strides non-negative).
+pub struct Extent {
+    /// Kernel argument index.
+    pub arg: usize,
+    /// Element index of the first element.
+    pub first: Value,
+    /// `(count, stride)` per dimension.
+    pub dims: [(Value, usize); 2],
+}
+
+impl Extent {
+    /// Rows `0..rows` of `len` contiguous elements of `op`.
+    pub fn rows(op: Operand, rows: Value, len: Value) -> Extent {
+        Extent {
+            arg: op.arg,
+            first: op.first,
+            dims: [(rows, op.ld), (len, 1)],
+        }
+    }
+}
+
+/// Emits `call_indirect` of the native function at address `f` with integer or
+/// pointer arguments `args`. In checked mode the call runs only when every
+/// extent lies inside its buffer (else the status word is flagged).
+pub fn call_native(kb: &mut KernelBuilder, f: usize, args: &[Value], extents: &[Extent]) {
     let call = |kb: &mut KernelBuilder| {
         let mut sig = kb.b.func.signature.clone();
-        sig.params = [types::I64, types::I64, types::I64, PTR, types::I64]
-            .into_iter()
-            .chain([PTR, types::I64, PTR, types::I64, types::I64])
-            .map(AbiParam::new)
-            .collect();
+        // PTR is I64: every argument is one 64-bit integer register.
+        sig.params = vec![AbiParam::new(types::I64); args.len()];
         sig.returns.clear();
         let sig = kb.b.import_signature(sig);
-        let fp = kb.b.ins().iconst(PTR, f as usize as i64);
-        let mut args = vec![m, kb.int(n as i64), kb.int(k as i64)];
-        for op in [a, w, c] {
-            args.push(byte_ptr(kb, op.arg, op.first));
-            args.push(kb.int(op.ld as i64));
-        }
-        args.push(reverse);
-        kb.b.ins().call_indirect(sig, fp, &args);
+        let fp = kb.b.ins().iconst(PTR, f as i64);
+        kb.b.ins().call_indirect(sig, fp, args);
     };
     if !kb.checked() {
         call(kb);
         return;
     }
-    // Rows 0..rows of an operand of `len` columns span (rows - 1)·ld + len elements.
-    let span = |kb: &mut KernelBuilder, rows: Value, op: Operand, len: usize| {
-        let r = kb.b.ins().iadd_imm_s(rows, -1);
-        let r = kb.b.ins().imul_imm_s(r, op.ld as i64);
-        let count = kb.b.ins().iadd_imm_s(r, len as i64);
-        kb.in_bounds(op.arg, op.first, count, 4)
-    };
-    let nv = kb.int(n as i64);
-    let ok_a = span(kb, m, a, k);
-    let ok_w = span(kb, nv, w, k);
-    let ok_c = span(kb, m, c, n);
-    let ok = kb.b.ins().band(ok_a, ok_w);
-    let ok = kb.b.ins().band(ok, ok_c);
+    let mut ok = kb.b.ins().iconst(types::I8, 1);
+    for e in extents {
+        // The last element is first + Σ (count_d - 1)·stride_d.
+        let mut last = e.first;
+        for &(count, stride) in &e.dims {
+            let c = kb.b.ins().iadd_imm_s(count, -1);
+            last = kb.add_scaled(last, c, stride);
+        }
+        let span = kb.b.ins().isub(last, e.first);
+        let span = kb.b.ins().iadd_imm_s(span, 1);
+        let inside = kb.in_bounds(e.arg, e.first, span, 4);
+        ok = kb.b.ins().band(ok, inside);
+    }
     kb.if_then(ok, call);
 }
 
 /// The address of element `idx` (f32) of argument `arg`.
-fn byte_ptr(kb: &mut KernelBuilder, arg: usize, idx: Value) -> Value {
+pub fn byte_ptr(kb: &mut KernelBuilder, arg: usize, idx: Value) -> Value {
     let base = kb.arg_base(arg);
     let off = kb.b.ins().imul_imm_s(idx, 4);
     kb.b.ins().iadd(base, off)
