@@ -10,12 +10,18 @@
 //! - `bytes / bandwidth` counts the operands read and the result written.
 //!
 //! Elementwise ops are fused into their consumer's loop by lowering, so they pay
-//! neither the overhead nor the bytes, only their arithmetic. Sources, attributes
-//! and `get` are free. The constants are the reference machine's (one core of the
+//! neither the overhead nor the bytes, only their arithmetic; so do slices, which
+//! an elementwise consumer reads in place. Sources, attributes and `get` are free.
+//! A node whose operands depend on no model input (weights, constants, values
+//! computed from them) is computed once when the parameters are set, not on every
+//! run (dlc-runtime's prelude), so it costs [`PARAM_ONLY_FACTOR`] of its price:
+//! this is what makes the GEMM merge's concatenation of weights worth it. The constants are the reference machine's (one core of the
 //! benchmark host in `PEERS.md`: DRAM about 16 GB/s, the JIT's GEMM about 30 GFLOP/s
 //! at moderate sizes) — what matters for extraction is their ratios.
 
-use dlc_ir::{BinaryOp, Op, TensorType, UnaryOp};
+use std::collections::HashSet;
+
+use dlc_ir::{BinaryOp, NodeId, Op, TensorType, UnaryOp};
 use egg::Language;
 
 use crate::analysis::{TensorAnalysis, TensorGraph};
@@ -29,6 +35,9 @@ pub const GEMM_FLOPS: f64 = 30e9;
 pub const ELEMENTWISE_OPS: f64 = 8e9;
 /// Memory bandwidth in bytes per second.
 pub const BANDWIDTH: f64 = 16e9;
+/// The share of a parameter-only node's cost paid per run (it is computed once
+/// per parameter change; not zero, so that cheaper ways to compute it still win).
+pub const PARAM_ONLY_FACTOR: f64 = 1e-3;
 
 /// The estimated cost in seconds of one e-node, its class's result types `out`.
 pub fn node_cost(egraph: &TensorGraph, node: &Tensor, out: &[TensorType]) -> f64 {
@@ -48,7 +57,17 @@ pub fn node_cost(egraph: &TensorGraph, node: &Tensor, out: &[TensorType]) -> f64
         .iter()
         .filter_map(|&c| egraph[c].data.ty())
         .collect();
-    op_cost(&op, &ins, out)
+    let param_only = node.operands().iter().all(|&c| egraph[c].data.input_free);
+    amortised(op_cost(&op, &ins, out), param_only)
+}
+
+/// The per-run share of `cost` for a node computed once if `param_only`.
+fn amortised(cost: f64, param_only: bool) -> f64 {
+    if param_only {
+        cost * PARAM_ONLY_FACTOR
+    } else {
+        cost
+    }
 }
 
 /// The cost of `op` with operand types `ins` and result types `out`.
@@ -64,6 +83,11 @@ pub fn op_cost(op: &Op, ins: &[&TensorType], out: &[TensorType]) -> f64 {
             _ => 1.0,
         };
         return numel_out as f64 * weight / ELEMENTWISE_OPS;
+    }
+    if let Op::Slice { .. } = op {
+        // Read in place by its consumer: a quarter of an elementwise op for the
+        // strided loads (not zero, so that slicing never looks free).
+        return numel_out as f64 * 0.25 / ELEMENTWISE_OPS;
     }
     let gemm = |flops: f64| KERNEL_OVERHEAD + flops / GEMM_FLOPS + moved;
     match op {
@@ -91,15 +115,23 @@ pub fn op_cost(op: &Op, ins: &[&TensorType], out: &[TensorType]) -> f64 {
     }
 }
 
-/// The estimated cost of a whole graph: every non-source node once.
+/// The estimated cost of a whole graph: every non-source node once, nodes that
+/// depend on no input at their amortised share.
 pub fn graph_cost(graph: &dlc_ir::Graph) -> f64 {
-    graph
-        .node_ids()
-        .filter(|&id| !graph.node(id).op.is_source())
-        .map(|id| {
-            let n = graph.node(id);
-            let ins: Vec<&TensorType> = graph.operands(id).iter().map(|&v| graph.ty(v)).collect();
-            op_cost(&n.op, &ins, &n.types)
-        })
-        .sum()
+    let mut input_free: HashSet<NodeId> = HashSet::new();
+    let mut total = 0.0;
+    for id in graph.node_ids() {
+        let n = graph.node(id);
+        let operands = graph.operands(id);
+        let param_only = operands.iter().all(|v| input_free.contains(&v.node));
+        if param_only && !matches!(n.op, Op::Input) {
+            input_free.insert(id);
+        }
+        if n.op.is_source() {
+            continue;
+        }
+        let ins: Vec<&TensorType> = operands.iter().map(|&v| graph.ty(v)).collect();
+        total += amortised(op_cost(&n.op, &ins, &n.types), param_only);
+    }
+    total
 }

@@ -71,7 +71,7 @@ impl CompiledModel {
         inputs: &Env,
         outputs: &[*mut u8],
     ) -> Result<(), RunError> {
-        let low = &self.program.lowered;
+        self.derived_status()?;
         // Inputs in standard layout (copies only for non-contiguous arrays).
         let owned: Vec<Option<Tensor>> = self
             .inputs
@@ -81,15 +81,33 @@ impl CompiledModel {
                 data_ptr(t).is_none().then(|| to_standard(t))
             })
             .collect();
+        let ptrs: Vec<*const u8> = (self.inputs.iter().zip(&owned))
+            .map(|(p, o)| {
+                let t = o.as_ref().unwrap_or(&inputs[&p.name]);
+                data_ptr(t)
+                    .expect("inputs are in standard layout")
+                    .cast_const()
+            })
+            .collect();
+        self.execute_raw(arena, &ptrs, outputs)
+    }
+
+    /// [`CompiledModel::execute`] on raw storage: `inputs[k]` points to input
+    /// `k`'s elements in standard layout, of its type's size.
+    pub(crate) fn execute_raw(
+        &self,
+        arena: &mut Arena,
+        inputs: &[*const u8],
+        outputs: &[*mut u8],
+    ) -> Result<(), RunError> {
+        let low = &self.program.lowered;
         let mut table: Vec<*mut u8> = Vec::with_capacity(low.buffers.len() + 1);
         table.push(arena.status.as_mut_ptr());
         let arena_base = arena.mem.as_mut_ptr();
         for (i, b) in low.buffers.iter().enumerate() {
             let ptr = match b.kind {
-                BufferKind::Input(k) => {
-                    let t = owned[k].as_ref().unwrap_or(&inputs[&self.inputs[k].name]);
-                    data_ptr(t).expect("inputs are in standard layout")
-                }
+                // Kernels never write their inputs.
+                BufferKind::Input(k) => inputs[k].cast_mut(),
                 BufferKind::Output(k) => outputs[k],
                 BufferKind::Param(_) | BufferKind::Const(_) => self.storage[i]
                     .as_ref()

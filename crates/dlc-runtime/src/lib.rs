@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod buffer;
+mod derived;
 mod exec;
 mod update;
 
@@ -78,6 +79,8 @@ pub struct CompiledModel {
     threading: Threading,
     pool: Mutex<Vec<Arena>>,
     updates: update::Updates,
+    /// The values computed from parameters alone, once per parameter change.
+    derived: Option<derived::Derived>,
 }
 
 impl std::fmt::Debug for CompiledModel {
@@ -99,13 +102,52 @@ struct Arena {
 
 impl CompiledModel {
     /// Compiles `graph` and binds its parameters from `params` (every parameter
-    /// must be present; see `dlc_tensor::init_params`).
+    /// must be present; see `dlc_tensor::init_params`). Values that depend only on
+    /// parameters and constants are computed here, and again whenever a parameter
+    /// changes, not on every run.
     pub fn new(
         graph: &Graph,
         params: &Env,
         opts: &RuntimeOptions,
     ) -> Result<CompiledModel, RunError> {
         dlc_tensor::check_params(graph, params)?;
+        let split = derived::split(graph).map_err(|e| CodegenError::Internal(e.to_string()))?;
+        let mut model = CompiledModel::build(&split.main, opts)?;
+        let (own, hidden): (Vec<Port>, Vec<Port>) = std::mem::take(&mut model.params)
+            .into_iter()
+            .partition(|p| {
+                (graph.lookup(&p.name))
+                    .is_some_and(|v| matches!(graph.node(v.node).op, dlc_ir::Op::Param { .. }))
+            });
+        model.params = own;
+        for p in &model.params {
+            model.storage[p.buf.index()] = Some(tensor_buf(&params[&p.name]));
+        }
+        if let Some(prelude) = &split.prelude {
+            let pre = CompiledModel::build(prelude, opts)?;
+            let slot = |ports: &[Port], name: &str| {
+                ports.iter().find(|p| p.name == name).map(|p| p.buf.index())
+            };
+            let reads = pre.inputs.iter().map(|i| slot(&model.params, &i.name));
+            let writes = pre.outputs.iter().map(|o| slot(&hidden, &o.name));
+            let (Some(reads), Some(writes)) = (reads.collect(), writes.collect()) else {
+                return Err(CodegenError::Internal("prelude ports do not match".into()).into());
+            };
+            model.derived = Some(derived::Derived {
+                model: Box::new(pre),
+                reads,
+                writes,
+                failed: None,
+            });
+            model.refresh_derived();
+            model.derived_status()?;
+        }
+        Ok(model)
+    }
+
+    /// Compiles `graph` with zeroed storage for its parameters and its constants'
+    /// values; nothing is hoisted.
+    fn build(graph: &Graph, opts: &RuntimeOptions) -> Result<CompiledModel, RunError> {
         let program = dlc_codegen::compile(graph, &opts.codegen)?;
         let low = &program.lowered;
         let port = |(name, buf): &(String, BufId)| {
@@ -137,7 +179,7 @@ impl CompiledModel {
             .collect();
         let mut storage: Vec<Option<AlignedBuf>> = (0..low.buffers.len()).map(|_| None).collect();
         for p in &params_ports {
-            storage[p.buf.index()] = Some(tensor_buf(&params[&p.name]));
+            storage[p.buf.index()] = Some(AlignedBuf::zeroed(p.ty.size_bytes()));
         }
         for (i, b) in low.buffers.iter().enumerate() {
             if let BufferKind::Const(node) = b.kind {
@@ -159,6 +201,7 @@ impl CompiledModel {
             threading: opts.threading.clone(),
             pool: Mutex::new(Vec::new()),
             updates: update::Updates::default(),
+            derived: None,
         })
     }
 
@@ -190,7 +233,9 @@ impl CompiledModel {
             .collect()
     }
 
-    /// Replaces one parameter's value (same type), in place.
+    /// Replaces one parameter's value (same type), in place, and recomputes the
+    /// values derived from the parameters (so setting many parameters one by one
+    /// recomputes them each time).
     pub fn set_param(&mut self, name: &str, value: &Tensor) -> Result<(), RunError> {
         let p = &self.params[self.param_index(name)?];
         value.check("parameter", name, &p.ty)?;
@@ -198,7 +243,14 @@ impl CompiledModel {
             .as_mut()
             .expect("parameters have storage");
         write_tensor(value, storage.as_bytes_mut());
-        Ok(())
+        self.refresh_derived();
+        self.derived_status()
+    }
+
+    /// The compiled prelude that computes the parameter-derived values, if any
+    /// value of the graph depends only on parameters and constants.
+    pub fn prelude(&self) -> Option<&Program> {
+        self.derived.as_ref().map(|d| d.model.program())
     }
 
     /// The position of parameter `name` among the parameter ports.

@@ -100,8 +100,9 @@ impl CompiledModel {
     }
 
     /// Makes the values of the last successful [`CompiledModel::run_staged`]
-    /// the parameters' values (by swapping buffers, without copying); does
-    /// nothing if there is no such run since the last commit.
+    /// the parameters' values (by swapping buffers, without copying) and
+    /// recomputes the values derived from the parameters; does nothing if there
+    /// is no such run since the last commit.
     pub fn commit_updates(&mut self) {
         if !std::mem::take(&mut self.updates.pending) {
             return;
@@ -113,5 +114,7 @@ impl CompiledModel {
                 .expect("parameters have storage");
             std::mem::swap(storage, &mut b.staged);
         }
+        // A failure is reported by the next run.
+        self.refresh_derived();
     }
 }

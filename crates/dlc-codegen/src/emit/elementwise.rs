@@ -19,8 +19,10 @@ pub fn emit(kb: &mut KernelBuilder, k: &ElemKernel, n_inputs: usize) {
     let vector = vectorizable(k);
     let rank = k.shape.len();
     let out_strides = dlc_ir::types::strides(&k.shape);
-    let zero = kb.int(0);
-    let bases = vec![zero; k.leaves.len() + 1];
+    let bases: Vec<Value> = (k.leaves.iter().map(|l| l.offset))
+        .chain([0])
+        .map(|o| kb.int(o as i64))
+        .collect();
     emit_level(kb, k, n_inputs, vector, 0, rank, &out_strides, &bases);
 }
 

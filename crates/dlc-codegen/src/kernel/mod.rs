@@ -158,6 +158,8 @@ pub struct Leaf {
     pub input: usize,
     /// Element stride per iteration dim (0 where the input is broadcast).
     pub strides: Vec<usize>,
+    /// Element offset of the first element read (non-zero for a slice read in place).
+    pub offset: usize,
     /// Element type stored in the buffer.
     pub dtype: DType,
 }

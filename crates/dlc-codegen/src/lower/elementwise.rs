@@ -37,14 +37,15 @@ pub fn lower(cx: &mut Lower, root: NodeId) -> Result<(), CodegenError> {
     collapse(&mut k, &shape);
     let numel = out_ty.numel();
     let out = cx.result_buffer(ValueId::first(root));
+    // The output may overwrite a leaf read at exactly the output's positions.
+    let out_strides = strides(&k.shape);
     let in_place = k
         .leaves
         .iter()
         .filter(|l| {
-            l.strides
-                .iter()
-                .zip(&k.shape)
-                .all(|(&s, &d)| s != 0 || d == 1)
+            l.offset == 0
+                && (l.strides.iter().zip(&out_strides).zip(&k.shape))
+                    .all(|((&s, &o), &d)| s == o || d == 1)
         })
         .filter(|l| cx.out.buffers[inputs[l.input].index()].dtype == out_ty.dtype)
         .map(|l| (l.input, 0))
@@ -88,22 +89,48 @@ impl ExprBuilder<'_, '_> {
         }
         let g = self.cx.g;
         let i = if self.cx.fused.contains(&v.node) {
-            if let Op::BroadcastTo { .. } = g.node(v.node).op {
-                let src = g.operands(v.node)[0];
-                self.value(src)?
-            } else {
-                self.node(v.node)?
+            match &g.node(v.node).op {
+                Op::BroadcastTo { .. } => {
+                    let src = g.operands(v.node)[0];
+                    self.value(src)?
+                }
+                Op::Slice { .. } => {
+                    let (src, view, offset) = self.slice_view(v);
+                    self.leaf(src, &g.ty(v).shape, &view, offset)
+                }
+                _ => self.node(v.node)?,
             }
         } else {
-            self.leaf(v)
+            let ty = g.ty(v);
+            self.leaf(v, &ty.shape, &strides(&ty.shape), 0)
         };
         self.memo.insert(v, i);
         Ok(i)
     }
 
-    fn leaf(&mut self, v: ValueId) -> usize {
+    /// The value a fused slice `v` reads (through any chain of fused slices), with
+    /// the element strides and offset of `v` in it.
+    fn slice_view(&self, v: ValueId) -> (ValueId, Vec<usize>, usize) {
         let g = self.cx.g;
-        let ty = g.ty(v);
+        let (Op::Slice { ranges }, true) = (&g.node(v.node).op, self.cx.fused.contains(&v.node))
+        else {
+            return (v, strides(&g.ty(v).shape), 0);
+        };
+        let (src, st, off) = self.slice_view(g.operands(v.node)[0]);
+        let view = ranges.iter().zip(&st).map(|(r, s)| r.step * s).collect();
+        let offset = off
+            + ranges
+                .iter()
+                .zip(&st)
+                .map(|(r, s)| r.start * s)
+                .sum::<usize>();
+        (src, view, offset)
+    }
+
+    /// A read of value `v`'s buffer as a tensor of `shape` with element
+    /// `strides` from element `offset` (the value itself, or a slice of it).
+    fn leaf(&mut self, v: ValueId, shape: &[usize], strides: &[usize], offset: usize) -> usize {
+        let dtype = self.cx.g.ty(v).dtype;
         let buf = self.cx.buf(v);
         let input = match self.inputs.iter().position(|&b| b == buf) {
             Some(p) => p,
@@ -114,8 +141,9 @@ impl ExprBuilder<'_, '_> {
         };
         let leaf = Leaf {
             input,
-            strides: broadcast_strides(&ty.shape, &self.shape),
-            dtype: ty.dtype,
+            strides: view_strides(shape, strides, &self.shape),
+            offset,
+            dtype,
         };
         let j = match self.k.leaves.iter().position(|l| *l == leaf) {
             Some(j) => j,
@@ -124,7 +152,7 @@ impl ExprBuilder<'_, '_> {
                 self.k.leaves.len() - 1
             }
         };
-        self.push(ElemNode::Leaf(j), ty.dtype)
+        self.push(ElemNode::Leaf(j), dtype)
     }
 
     fn node(&mut self, id: NodeId) -> Result<usize, CodegenError> {
@@ -171,14 +199,19 @@ impl ExprBuilder<'_, '_> {
 /// Element strides of a row-major value of `shape` read at every index of the
 /// broadcast iteration space `out` (0 along broadcast dims).
 pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
-    let st = strides(shape);
+    view_strides(shape, &strides(shape), out)
+}
+
+/// Element strides of a view of `shape` with element `strides` read at every
+/// index of the broadcast iteration space `out` (0 along broadcast dims).
+fn view_strides(shape: &[usize], strides: &[usize], out: &[usize]) -> Vec<usize> {
     let lead = out.len() - shape.len();
     (0..out.len())
         .map(|d| {
             if d < lead || shape[d - lead] == 1 {
                 0
             } else {
-                st[d - lead]
+                strides[d - lead]
             }
         })
         .collect()

@@ -19,6 +19,7 @@ fn fusible(op: &Op) -> bool {
 /// A node is inlined when it is elementwise (or a broadcast), is not a graph
 /// output, all its uses are by one elementwise node, and it has as many elements
 /// as that consumer (so nothing is recomputed; broadcasts only change strides).
+/// Slices are views too: see [`slice_views`].
 pub fn fused_nodes(g: &Graph) -> HashSet<NodeId> {
     let outputs: HashSet<ValueId> = g.outputs().iter().map(|o| o.value).collect();
     let mut fused = HashSet::new();
@@ -37,7 +38,26 @@ pub fn fused_nodes(g: &Graph) -> HashSet<NodeId> {
             fused.insert(id);
         }
     }
+    fused.extend(slice_views(g));
     fused
+}
+
+/// The slices that get no kernel: each is read in place (with strides and an
+/// offset) by every user, which is an elementwise node or another such slice, so
+/// the slices of a merged GEMM's result cost nothing. Not graph outputs.
+fn slice_views(g: &Graph) -> HashSet<NodeId> {
+    let outputs: HashSet<ValueId> = g.outputs().iter().map(|o| o.value).collect();
+    let mut views = HashSet::new();
+    for id in g.node_ids().rev() {
+        let is_view = matches!(g.node(id).op, Op::Slice { .. })
+            && !outputs.contains(&ValueId::first(id))
+            && g.users(id)
+                .all(|u| g.node(u).op.is_elementwise() || views.contains(&u));
+        if is_view {
+            views.insert(id);
+        }
+    }
+    views
 }
 
 /// Whether `perm` swaps the last two axes and keeps the others in place.

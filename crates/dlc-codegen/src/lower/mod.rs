@@ -22,6 +22,8 @@ use std::collections::HashMap;
 
 use dlc_ir::{DType, Graph, NodeId, Op, ValueId};
 
+pub use fusion::folded_transposes;
+
 use crate::CodegenError;
 use crate::kernel::{BufId, Buffer, BufferKind, CopyKernel, Kernel, KernelOp};
 
