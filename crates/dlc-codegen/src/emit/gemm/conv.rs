@@ -13,7 +13,8 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{BSource, BiasAxis, Gemm, Offsets, Panel, Tier};
+use super::pack::Panel;
+use super::{BSource, BiasAxis, Gemm, Offsets, Tier};
 use crate::emit::builder::KernelBuilder;
 use crate::emit::spatial::shuffle_lanes;
 use crate::kernel::{GEMM_NR_MAX, MatView, SpatialOp, Window};
