@@ -100,23 +100,19 @@ fn check_both(case: &Case) {
     }
 }
 
-/// conv over `x` with weight `[o, c/groups, *kernel]`, optional bias.
-#[allow(clippy::too_many_arguments)]
-fn conv(
-    x: &[usize],
-    o: usize,
-    kernel: &[usize],
-    stride: &[usize],
-    padding: &[(usize, usize)],
-    dilation: &[usize],
-    groups: usize,
-    bias: bool,
-) {
-    let w = [&[o, x[1] / groups][..], kernel].concat();
+/// One spatial axis of a convolution: kernel extent, stride, padding (before,
+/// after) and dilation.
+type Axis = (usize, usize, (usize, usize), usize);
+
+/// conv over `x` with weight `[o, c/groups, *kernel]`, optional bias, one
+/// [`Axis`] per spatial dimension of `x`.
+fn conv(x: &[usize], o: usize, groups: usize, bias: bool, axes: &[Axis]) {
+    let kernel: Vec<usize> = axes.iter().map(|a| a.0).collect();
+    let w = [&[o, x[1] / groups][..], &kernel].concat();
     let attrs = ConvAttrs {
-        stride: stride.to_vec(),
-        padding: padding.to_vec(),
-        dilation: dilation.to_vec(),
+        stride: axes.iter().map(|a| a.1).collect(),
+        padding: axes.iter().map(|a| a.2).collect(),
+        dilation: axes.iter().map(|a| a.3).collect(),
         groups,
     };
     let b = [o];
@@ -124,32 +120,28 @@ fn conv(
     check_both(&case(Op::Conv(attrs), x, &params, 7));
 }
 
-/// Transposed conv over `x` with weight `[c, per_group, *kernel]`, optional bias.
-#[allow(clippy::too_many_arguments)]
-fn conv_t(
-    x: &[usize],
-    per_group: usize,
-    kernel: &[usize],
-    stride: &[usize],
-    padding: &[(usize, usize)],
-    output_padding: &[usize],
-    dilation: &[usize],
-    groups: usize,
-    bias: bool,
-) {
-    let w = [&[x[1], per_group][..], kernel].concat();
+/// One spatial axis of a transposed convolution: kernel extent, stride,
+/// padding (before, after), output padding and dilation.
+type AxisT = (usize, usize, (usize, usize), usize, usize);
+
+/// Transposed conv over `x` with weight `[c, per_group, *kernel]`, optional
+/// bias, one [`AxisT`] per spatial dimension of `x`.
+fn conv_t(x: &[usize], per_group: usize, groups: usize, bias: bool, axes: &[AxisT]) {
+    let kernel: Vec<usize> = axes.iter().map(|a| a.0).collect();
+    let w = [&[x[1], per_group][..], &kernel].concat();
     let b = [per_group * groups];
     let attrs = ConvTransposeAttrs {
-        stride: stride.to_vec(),
-        padding: padding.to_vec(),
-        output_padding: output_padding.to_vec(),
-        dilation: dilation.to_vec(),
+        stride: axes.iter().map(|a| a.1).collect(),
+        padding: axes.iter().map(|a| a.2).collect(),
+        output_padding: axes.iter().map(|a| a.3).collect(),
+        dilation: axes.iter().map(|a| a.4).collect(),
         groups,
     };
     let params: Vec<&[usize]> = if bias { vec![&w, &b] } else { vec![&w] };
     check_both(&case(Op::ConvTranspose(attrs), x, &params, 11));
 }
 
+/// Pooling of `kind` over `x`.
 fn pool(
     x: &[usize],
     kind: PoolKind,
@@ -177,134 +169,59 @@ const AVG_EX: PoolKind = PoolKind::Avg {
 #[test]
 fn conv_odd_sizes() {
     for s in ODD {
-        conv(
-            &[2, 3, s, s],
-            5,
-            &[3, 3],
-            &[1, 1],
-            &[(1, 1), (1, 1)],
-            &[1, 1],
-            1,
-            true,
-        );
+        conv(&[2, 3, s, s], 5, 1, true, &[(3, 1, (1, 1), 1); 2]);
         conv(
             &[1, 2, s, 31],
             4,
-            &[1, 3],
-            &[1, 2],
-            &[(0, 0), (2, 1)],
-            &[1, 1],
             1,
             false,
+            &[(1, 1, (0, 0), 1), (3, 2, (2, 1), 1)],
         );
-        conv(&[3, 2, s], 7, &[3], &[1], &[(2, 0)], &[1], 1, true);
-        conv(&[1, 4, 64 + s], 4, &[5], &[1], &[(2, 2)], &[1], 2, true);
+        conv(&[3, 2, s], 7, 1, true, &[(3, 1, (2, 0), 1)]);
+        conv(&[1, 4, 64 + s], 4, 2, true, &[(5, 1, (2, 2), 1)]);
     }
 }
 
 #[test]
 fn conv_depthwise_and_groups() {
-    conv(
-        &[2, 8, 13, 13],
-        8,
-        &[3, 3],
-        &[1, 1],
-        &[(1, 1), (1, 1)],
-        &[1, 1],
-        8,
-        true,
-    );
-    conv(
-        &[1, 4, 31, 31],
-        8,
-        &[3, 3],
-        &[2, 2],
-        &[(1, 1), (1, 1)],
-        &[1, 1],
-        4,
-        false,
-    );
+    conv(&[2, 8, 13, 13], 8, 8, true, &[(3, 1, (1, 1), 1); 2]);
+    conv(&[1, 4, 31, 31], 8, 4, false, &[(3, 2, (1, 1), 1); 2]);
     conv(
         &[1, 6, 9, 29],
         9,
-        &[3, 5],
-        &[1, 1],
-        &[(0, 0), (2, 2)],
-        &[1, 1],
         3,
         true,
+        &[(3, 1, (0, 0), 1), (5, 1, (2, 2), 1)],
     );
-    conv(
-        &[2, 12, 7, 40],
-        12,
-        &[3, 3],
-        &[1, 1],
-        &[(1, 1), (1, 1)],
-        &[1, 1],
-        2,
-        true,
-    );
-    conv(&[1, 7, 33], 7, &[5], &[1], &[(4, 0)], &[1], 7, true);
+    conv(&[2, 12, 7, 40], 12, 2, true, &[(3, 1, (1, 1), 1); 2]);
+    conv(&[1, 7, 33], 7, 7, true, &[(5, 1, (4, 0), 1)]);
 }
 
 #[test]
 fn conv_dilation_with_padding() {
-    conv(
-        &[1, 3, 13, 13],
-        4,
-        &[3, 3],
-        &[1, 1],
-        &[(2, 2), (2, 2)],
-        &[2, 2],
-        1,
-        true,
-    );
+    conv(&[1, 3, 13, 13], 4, 1, true, &[(3, 1, (2, 2), 2); 2]);
     conv(
         &[2, 2, 31, 31],
         3,
-        &[3, 3],
-        &[2, 1],
-        &[(3, 0), (1, 4)],
-        &[3, 2],
         1,
         false,
+        &[(3, 2, (3, 0), 3), (3, 1, (1, 4), 2)],
     );
-    conv(
-        &[1, 2, 7, 7],
-        2,
-        &[3, 3],
-        &[1, 1],
-        &[(4, 4), (4, 4)],
-        &[3, 3],
-        1,
-        true,
-    );
-    conv(&[1, 1, 50], 2, &[7], &[1], &[(6, 6)], &[2], 1, true);
+    conv(&[1, 2, 7, 7], 2, 1, true, &[(3, 1, (4, 4), 3); 2]);
+    conv(&[1, 1, 50], 2, 1, true, &[(7, 1, (6, 6), 2)]);
 }
 
 #[test]
 fn conv_stride_beyond_kernel() {
-    conv(
-        &[1, 3, 31, 31],
-        4,
-        &[2, 2],
-        &[3, 3],
-        &[(0, 0), (0, 0)],
-        &[1, 1],
-        1,
-        true,
-    );
+    conv(&[1, 3, 31, 31], 4, 1, true, &[(2, 3, (0, 0), 1); 2]);
     conv(
         &[2, 2, 13, 45],
         3,
-        &[1, 3],
-        &[2, 5],
-        &[(0, 1), (1, 2)],
-        &[1, 1],
         1,
         false,
+        &[(1, 2, (0, 1), 1), (3, 5, (1, 2), 1)],
     );
-    conv(&[1, 2, 40], 2, &[2], &[4], &[(1, 1)], &[1], 1, true);
+    conv(&[1, 2, 40], 2, 1, true, &[(2, 4, (1, 1), 1)]);
 }
 
 #[test]
@@ -312,97 +229,50 @@ fn conv_asymmetric_padding() {
     conv(
         &[1, 2, 13, 13],
         3,
-        &[3, 3],
-        &[1, 1],
-        &[(0, 2), (2, 0)],
-        &[1, 1],
         1,
         true,
+        &[(3, 1, (0, 2), 1), (3, 1, (2, 0), 1)],
     );
     conv(
         &[1, 3, 7, 35],
         6,
-        &[5, 5],
-        &[1, 1],
-        &[(4, 0), (0, 4)],
-        &[1, 1],
         1,
         false,
+        &[(5, 1, (4, 0), 1), (5, 1, (0, 4), 1)],
     );
     conv(
         &[2, 4, 20, 20],
         6,
-        &[3, 3],
-        &[2, 2],
-        &[(2, 1), (1, 2)],
-        &[1, 1],
         2,
         true,
+        &[(3, 2, (2, 1), 1), (3, 2, (1, 2), 1)],
     );
 }
 
 #[test]
 fn conv_transpose_cases() {
     for s in ODD {
-        conv_t(
-            &[1, 3, s, s],
-            2,
-            &[3, 3],
-            &[2, 2],
-            &[(1, 1), (1, 1)],
-            &[1, 1],
-            &[1, 1],
-            1,
-            true,
-        );
-        conv_t(&[2, 2, s], 3, &[4], &[1], &[(0, 0)], &[0], &[1], 1, false);
+        conv_t(&[1, 3, s, s], 2, 1, true, &[(3, 2, (1, 1), 1, 1); 2]);
+        conv_t(&[2, 2, s], 3, 1, false, &[(4, 1, (0, 0), 0, 1)]);
     }
     conv_t(
         &[1, 4, 7, 9],
         3,
-        &[3, 3],
-        &[3, 2],
-        &[(2, 0), (0, 1)],
-        &[2, 1],
-        &[1, 1],
         2,
         true,
+        &[(3, 3, (2, 0), 2, 1), (3, 2, (0, 1), 1, 1)],
     );
     conv_t(
         &[2, 6, 5, 13],
         1,
-        &[3, 5],
-        &[1, 2],
-        &[(1, 2), (3, 1)],
-        &[0, 1],
-        &[2, 1],
         6,
         true,
+        &[(3, 1, (1, 2), 0, 2), (5, 2, (3, 1), 1, 1)],
     );
-    conv_t(
-        &[1, 2, 9, 9],
-        2,
-        &[2, 2],
-        &[3, 3],
-        &[(0, 0), (0, 0)],
-        &[0, 0],
-        &[1, 1],
-        1,
-        false,
-    );
-    conv_t(&[1, 3, 11], 4, &[5], &[2], &[(3, 3)], &[1], &[2], 1, true);
-    conv_t(&[1, 2, 40], 8, &[3], &[1], &[(1, 1)], &[0], &[1], 1, true);
-    conv_t(
-        &[1, 2, 6, 6],
-        2,
-        &[3, 3],
-        &[2, 2],
-        &[(2, 2), (2, 2)],
-        &[1, 1],
-        &[2, 2],
-        2,
-        true,
-    );
+    conv_t(&[1, 2, 9, 9], 2, 1, false, &[(2, 3, (0, 0), 0, 1); 2]);
+    conv_t(&[1, 3, 11], 4, 1, true, &[(5, 2, (3, 3), 1, 2)]);
+    conv_t(&[1, 2, 40], 8, 1, true, &[(3, 1, (1, 1), 0, 1)]);
+    conv_t(&[1, 2, 6, 6], 2, 2, true, &[(3, 2, (2, 2), 1, 2); 2]);
 }
 
 #[test]
@@ -611,70 +481,27 @@ proptest! {
 /// packing's vector paths (whole kernel rows, wide kernels, stride 2).
 #[test]
 fn gemm_conv_cases() {
-    let p1 = [(1, 1), (1, 1)];
-    conv(
-        &[1, 16, 13, 13],
-        32,
-        &[3, 3],
-        &[1, 1],
-        &p1,
-        &[1, 1],
-        1,
-        false,
-    );
-    conv(
-        &[1, 3, 29, 31],
-        33,
-        &[7, 7],
-        &[2, 2],
-        &[(3, 3), (3, 3)],
-        &[1, 1],
-        1,
-        true,
-    );
+    conv(&[1, 16, 13, 13], 32, 1, false, &[(3, 1, (1, 1), 1); 2]);
+    conv(&[1, 3, 29, 31], 33, 1, true, &[(7, 2, (3, 3), 1); 2]);
     conv(
         &[3, 6, 7, 9],
         64,
-        &[3, 3],
-        &[1, 2],
-        &[(2, 0), (0, 1)],
-        &[2, 1],
         2,
         true,
+        &[(3, 1, (2, 0), 2), (3, 2, (0, 1), 1)],
     );
-    conv(&[2, 8, 100], 40, &[5], &[1], &[(2, 2)], &[1], 1, true);
+    conv(&[2, 8, 100], 40, 1, true, &[(5, 1, (2, 2), 1)]);
     // Whole kernel rows copied as vectors next to dilated, padded taps.
     conv(
         &[1, 5, 9, 40],
         32,
-        &[3, 5],
-        &[1, 1],
-        &[(1, 1), (2, 2)],
-        &[2, 2],
         1,
         true,
+        &[(3, 1, (1, 1), 2), (5, 1, (2, 2), 2)],
     );
     // Kernel rows wider than the unrolled copy (tap by tap).
-    conv(&[1, 2, 60], 32, &[17], &[1], &[(8, 8)], &[1], 1, false);
+    conv(&[1, 2, 60], 32, 1, false, &[(17, 1, (8, 8), 1)]);
     // Stride 2 (shuffled vector copies) with a partial last column panel.
-    conv(
-        &[2, 3, 11, 37],
-        32,
-        &[3, 3],
-        &[2, 2],
-        &[(1, 1), (1, 1)],
-        &[1, 1],
-        1,
-        false,
-    );
-    conv(
-        &[1, 2, 13, 13],
-        32,
-        &[13, 13],
-        &[1, 1],
-        &[(6, 6), (6, 6)],
-        &[1, 1],
-        1,
-        false,
-    );
+    conv(&[2, 3, 11, 37], 32, 1, false, &[(3, 2, (1, 1), 1); 2]);
+    conv(&[1, 2, 13, 13], 32, 1, false, &[(13, 1, (6, 6), 1); 2]);
 }
