@@ -274,8 +274,14 @@ impl Trainer {
             updates.push((u.param.clone(), name));
         }
         let acc = accuracy_outputs(&mut step.graph);
-        // The whole step (forward, backward, update) is optimised like any graph.
-        step.graph = dlc_opt::optimize(&step.graph, &opts.opt)?.0;
+        // The whole step (forward, backward, update) is optimised like any graph,
+        // except that values of the parameters alone are recomputed after every
+        // update, so the optimiser must price them as per-run work.
+        let opt = dlc_opt::OptOptions {
+            amortise_params: false,
+            ..opts.opt.clone()
+        };
+        step.graph = dlc_opt::optimize(&step.graph, &opt)?.0;
         let values = dlc_tensor::init_params(&step.graph, opts.seed, &opts.params)?;
         let (mut engine, fallback) = Engine::new(&step.graph, values, &opts)?;
         if let Engine::Jit(m) = &mut engine {

@@ -45,6 +45,9 @@ pub struct TensorAnalysis {
     pub groups: Vec<Vec<(Id, Tensor)>>,
     /// Every successful rewrite: the rule and the class it rewrote (for `--explain`).
     pub rewritten: Vec<(egg::Symbol, Id)>,
+    /// Whether parameter-only nodes cost their amortised share
+    /// ([`crate::OptOptions::amortise_params`]).
+    pub amortise_params: bool,
 }
 
 /// What an e-class knows.

@@ -57,7 +57,8 @@ pub fn node_cost(egraph: &TensorGraph, node: &Tensor, out: &[TensorType]) -> f64
         .iter()
         .filter_map(|&c| egraph[c].data.ty())
         .collect();
-    let param_only = node.operands().iter().all(|&c| egraph[c].data.input_free);
+    let param_only =
+        an.amortise_params && node.operands().iter().all(|&c| egraph[c].data.input_free);
     amortised(op_cost(&op, &ins, out), param_only)
 }
 
@@ -116,8 +117,8 @@ pub fn op_cost(op: &Op, ins: &[&TensorType], out: &[TensorType]) -> f64 {
 }
 
 /// The estimated cost of a whole graph: every non-source node once, nodes that
-/// depend on no input at their amortised share.
-pub fn graph_cost(graph: &dlc_ir::Graph) -> f64 {
+/// depend on no input at their amortised share if `amortise_params`.
+pub fn graph_cost(graph: &dlc_ir::Graph, amortise_params: bool) -> f64 {
     let mut input_free: HashSet<NodeId> = HashSet::new();
     let mut total = 0.0;
     for id in graph.node_ids() {
@@ -131,7 +132,10 @@ pub fn graph_cost(graph: &dlc_ir::Graph) -> f64 {
             continue;
         }
         let ins: Vec<&TensorType> = operands.iter().map(|&v| graph.ty(v)).collect();
-        total += amortised(op_cost(&n.op, &ins, &n.types), param_only);
+        total += amortised(
+            op_cost(&n.op, &ins, &n.types),
+            amortise_params && param_only,
+        );
     }
     total
 }

@@ -103,6 +103,11 @@ pub struct OptOptions {
     pub only: Option<Vec<String>>,
     /// Saturation bounds.
     pub limits: Limits,
+    /// Price values computed from parameters and constants alone as computed
+    /// once per parameter change (the runtime's prelude), not on every run. True
+    /// for inference; a training step, whose parameters change on every run, sets
+    /// it to false so that the optimiser does not buy work it would repeat.
+    pub amortise_params: bool,
 }
 
 impl Default for OptOptions {
@@ -112,6 +117,7 @@ impl Default for OptOptions {
             groups: Group::ALL.to_vec(),
             only: None,
             limits: Limits::default(),
+            amortise_params: true,
         }
     }
 }
@@ -162,7 +168,7 @@ pub enum OptError {
 pub fn optimize(graph: &Graph, opts: &OptOptions) -> Result<(Graph, Report), OptError> {
     let start = Instant::now();
     let enabled = opts.rules();
-    let cost_before = cost::graph_cost(graph);
+    let cost_before = cost::graph_cost(graph, opts.amortise_params);
     if enabled.is_empty() {
         return Ok((
             graph.clone(),
@@ -170,7 +176,9 @@ pub fn optimize(graph: &Graph, opts: &OptOptions) -> Result<(Graph, Report), Opt
         ));
     }
     let rewrites: Vec<_> = enabled.iter().map(|r| r.rewrite()).collect();
-    let mut egraph = analysis::TensorGraph::new(TensorAnalysis::default());
+    let mut analysis = TensorAnalysis::default();
+    analysis.amortise_params = opts.amortise_params;
+    let mut egraph = analysis::TensorGraph::new(analysis);
     let loaded = convert::load(graph, &mut egraph);
     let runner = Runner::default()
         .with_egraph(egraph)
@@ -194,7 +202,7 @@ pub fn optimize(graph: &Graph, opts: &OptOptions) -> Result<(Graph, Report), Opt
     }
     let mut out = convert::rebuild(graph, egraph, &loaded, &ex.choice)?;
     dlc_ir::verify(&out)?;
-    let mut cost_after = cost::graph_cost(&out);
+    let mut cost_after = cost::graph_cost(&out, opts.amortise_params);
     // Extraction estimates per e-node; the rebuilt graph is costed exactly like the
     // input. Never return something the model thinks is slower.
     let kept_original = cost_after > cost_before;

@@ -28,3 +28,17 @@ fn lstm_gate_gemms_merge_into_one_per_input() {
     let (inputs, params) = dlc_testgen::random_values(&g, 7);
     common::agree(&g, &o, &inputs, &params).unwrap();
 }
+
+/// In a training step the parameters change on every run, so their
+/// concatenation would be paid every time: without amortised parameters the
+/// merge does not pay and the eight products stay.
+#[test]
+fn merge_is_not_bought_when_parameters_change_every_run() {
+    let g = dlc_ir::syntax::parse_graph(LSTM, &Default::default()).unwrap();
+    let opts = OptOptions {
+        amortise_params: false,
+        ..OptOptions::level(OptLevel::O2)
+    };
+    let (o, report) = optimize(&g, &opts).unwrap();
+    assert_eq!(count(&o, |op| matches!(op, Op::MatMul)), 8, "{report}");
+}
