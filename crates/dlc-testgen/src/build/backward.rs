@@ -6,7 +6,6 @@ use dlc_ir::init::Init;
 use dlc_ir::{ConvAttrs, DType, Op, PoolAttrs, PoolKind, ValueId};
 
 use super::Builder;
-use super::seq::RecurrentInput;
 
 fn numel(s: &[usize]) -> usize {
     s.iter().product()
@@ -150,14 +149,7 @@ impl Builder {
     }
 
     fn recurrent_grad(&mut self) -> Option<()> {
-        let RecurrentInput {
-            cell,
-            sequence,
-            x,
-            steps,
-            batch,
-            input,
-        } = self.recurrent_input();
+        let (cell, sequence, x, [steps, batch, input]) = self.recurrent_input();
         let hidden = self.rng.dim(self.cfg.max_dim.min(16));
         let gh = cell.gates() * hidden;
         if 3 * steps * batch * gh * (input + hidden) > self.cfg.max_work

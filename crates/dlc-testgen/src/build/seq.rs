@@ -6,22 +6,6 @@ use dlc_ir::{CellKind, DType, Op, ValueId};
 
 use super::Builder;
 
-/// A drawn recurrent op's kind and input ([`Builder::recurrent_input`]).
-pub(super) struct RecurrentInput {
-    /// The cell kind.
-    pub cell: CellKind,
-    /// A sequence op (`x: [steps, batch, input]`) rather than one step.
-    pub sequence: bool,
-    /// The input value.
-    pub x: ValueId,
-    /// Time steps (1 for a single step).
-    pub steps: usize,
-    /// Batch rows.
-    pub batch: usize,
-    /// Input features.
-    pub input: usize,
-}
-
 impl Builder {
     /// A `U(-a, a)` parameter, `a = scale/sqrt(fan)` rounded up to a multiple of 1/64.
     fn uniform(&mut self, shape: Vec<usize>, fan: usize, scale: f64) -> ValueId {
@@ -43,8 +27,9 @@ impl Builder {
     }
 
     /// Draws a recurrent op's cell kind, whether it is a sequence op, and its
-    /// input `x` (bounded so the gates do not saturate).
-    pub(super) fn recurrent_input(&mut self) -> RecurrentInput {
+    /// input `x` (bounded so the gates do not saturate), with the
+    /// `[steps, batch, features]` it implies (one step when not a sequence).
+    pub(super) fn recurrent_input(&mut self) -> (CellKind, bool, ValueId, [usize; 3]) {
         let cell = self
             .rng
             .pick(&[CellKind::Rnn, CellKind::Lstm, CellKind::Gru]);
@@ -57,25 +42,11 @@ impl Builder {
         } else {
             (1, s[0], s[1])
         };
-        RecurrentInput {
-            cell,
-            sequence,
-            x,
-            steps,
-            batch,
-            input,
-        }
+        (cell, sequence, x, [steps, batch, input])
     }
 
     pub(super) fn recurrent(&mut self) -> Option<()> {
-        let RecurrentInput {
-            cell,
-            sequence,
-            x,
-            steps,
-            batch,
-            input,
-        } = self.recurrent_input();
+        let (cell, sequence, x, [steps, batch, input]) = self.recurrent_input();
         let hidden = self.rng.dim(self.cfg.max_dim.min(32));
         let gh = cell.gates() * hidden;
         if steps * batch * gh * (input + hidden) > self.cfg.max_work
