@@ -53,3 +53,23 @@ proptest! {
         check(&case, checked)?;
     }
 }
+
+/// Slices read in place by elementwise kernels: a step along the innermost
+/// axis, a step along an outer one, a chain of slices, each in normal and
+/// checked mode. (A strided innermost view was once loaded as one f32x4.)
+#[test]
+fn slices_read_in_place_by_elementwise_kernels() {
+    for src in [
+        "model m {\n input x: f32[31, 1, 31, 8]\n \
+         s = slice(x, axis=[0, 2, 3], start=[16, 26, 0], end=[31, 29, 1], step=[1, 3, 3])\n \
+         y = s * 0.25\n output y\n}\n",
+        "model m {\n input x: f32[6, 20]\n s = slice(x, axis=[1], start=[1], end=[20], step=[2])\n \
+         y = relu(s) + s\n output y\n}\n",
+        "model m {\n input x: f32[9, 16]\n s = slice(x, axis=[0], start=[1], end=[9], step=[3])\n \
+         t = slice(s, axis=[1], start=[4], end=[12])\n y = exp(t)\n output y\n}\n",
+    ] {
+        let case = dlc_testgen::Case::parse(src, 3);
+        check(&case, false).unwrap();
+        check(&case, true).unwrap();
+    }
+}

@@ -26,9 +26,13 @@ pub fn emit(kb: &mut KernelBuilder, k: &ElemKernel, n_inputs: usize) {
     emit_level(kb, k, n_inputs, vector, 0, rank, &out_strides, &bases);
 }
 
-/// Whether the whole expression can run on f32x4 lanes.
+/// Whether the whole expression can run on f32x4 lanes: f32 throughout, and
+/// every leaf contiguous or broadcast along the innermost dim (a strided view,
+/// such as a slice with a step, cannot be read as one vector).
 fn vectorizable(k: &ElemKernel) -> bool {
-    k.leaves.iter().all(|l| l.dtype == DType::F32)
+    k.leaves
+        .iter()
+        .all(|l| l.dtype == DType::F32 && matches!(l.strides.last(), None | Some(0 | 1)))
         && *k.dtypes.last().unwrap() == DType::F32
         && k.nodes.iter().zip(&k.dtypes).all(|(n, &dt)| {
             dt != DType::I64 && !matches!(n, ElemNode::Cast(..) | ElemNode::Dropout { .. })
