@@ -276,9 +276,9 @@ fn reference_files() {
 }
 
 /// Machine-code size per kernel and the best build + compile time of `runs`
-/// compilations of an LSTM layer (input 128, hidden 256, batch 4) of `t` steps.
+/// compilations of an LSTM layer (input 128, hidden 256, batch 64) of `t` steps.
 fn lstm_compile_stats(t: usize, runs: usize) -> (Vec<usize>, f64) {
-    let src = recurrent_src("lstm", t, 4, 128, 256);
+    let src = recurrent_src("lstm", t, 64, 128, 256);
     let g = dlc_ir::syntax::parse_graph(&src, &Default::default()).unwrap();
     let mut best = f64::INFINITY;
     let mut sizes = vec![];
@@ -295,8 +295,8 @@ fn lstm_compile_stats(t: usize, runs: usize) -> (Vec<usize>, f64) {
 /// is an immediate, one byte wide for 10, which can shift register allocation
 /// by a few bytes), and compile time does not grow. (The input
 /// projection is one GEMM of `T*B` rows whatever `T` is; its blocking constants,
-/// and below 16 rows its algorithm, depend on the row count, so batch 4 keeps
-/// both lengths on the packed GEMM and its code within a few percent.)
+/// and below 128 KiB of input rows its algorithm, depend on the row count, so
+/// batch 64 keeps both lengths on the packed GEMM and its code within a few percent.)
 #[test]
 fn sequence_length_does_not_grow_code() {
     // Interleaved samples, the best of each, until the check passes or 30 rounds

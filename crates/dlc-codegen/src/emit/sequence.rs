@@ -5,9 +5,10 @@
 
 mod attention;
 mod flash;
+mod gates;
 mod grid_lstm;
 mod nn;
-mod nt;
+pub(crate) mod nt;
 mod recurrent;
 
 use cranelift_codegen::ir::{
@@ -25,7 +26,7 @@ const V: Lanes = Lanes { vector: true };
 const S: Lanes = Lanes { vector: false };
 
 /// Emits the body of a sequence kernel; the native tier also selects the
-/// native products of [`nt`] and [`nn`].
+/// native products of [`nt`] and [`nn`] and the native gate math of [`gates`].
 pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
     let native = matches!(tier, Tier::Native(_));
     let nt = nt::detect().filter(|_| native);
@@ -46,7 +47,8 @@ pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
                 hidden: *hidden,
             },
             k.inputs.len(),
-            nt,
+            nt.zip(gates::detect(*cell))
+                .map(|(nt, gates)| recurrent::Native { nt, gates }),
         ),
         SequenceOp::GridLstm {
             rows,
@@ -61,7 +63,7 @@ pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
 }
 
 /// The value type of a lane shape.
-fn ty(l: Lanes) -> Type {
+pub(crate) fn ty(l: Lanes) -> Type {
     if l.vector { types::F32X4 } else { types::F32 }
 }
 
@@ -104,7 +106,7 @@ impl Row {
 }
 
 /// Runs `body(lanes, i)` over `0..len`: f32x4 steps, then a scalar tail loop.
-fn for_lanes(
+pub(crate) fn for_lanes(
     kb: &mut KernelBuilder,
     len: usize,
     mut body: impl FnMut(&mut KernelBuilder, Lanes, Value),

@@ -2,7 +2,8 @@
 //! packing, edge handling and fused epilogue are generated here; its register-
 //! blocked micro-kernel is either generated too (the portable Cranelift f32x4
 //! tier, 6×8) or a natively compiled one chosen by CPU features (the AVX2 tier,
-//! 6×16; see [`native`]). Small and thin products use [`small`].
+//! 6×16; see [`native`]). Small and thin products use [`small`]; products of a
+//! few rows with a transposed row-major weight, on the native tier, `unpacked`.
 //!
 //! Loop nest per call (BLIS order), over the call's share of row or column panels:
 //!
@@ -30,6 +31,7 @@ mod nest;
 mod pack;
 pub mod small;
 mod tile;
+mod unpacked;
 
 use cranelift_codegen::ir::{InstBuilder, Value};
 
@@ -110,6 +112,10 @@ struct Gemm<'a> {
 pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
     if !mm.packed() {
         small::emit(kb, mm);
+        return;
+    }
+    if let Some(f) = unpacked::applies(mm, tier) {
+        unpacked::emit(kb, mm, f);
         return;
     }
     let bias = mm.bias.map(|_| BiasAxis::Columns);

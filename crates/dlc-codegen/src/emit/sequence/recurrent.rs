@@ -5,13 +5,16 @@
 //! rows, so the block streams `W_hh` once per step instead of once per row;
 //! otherwise Cranelift dot products per row (four units of two gates at a time).
 //! Then, per row, the fused gate math (`+ b_hh`, sigmoid/tanh, cell update)
-//! writing the new state and `y`. Keeping the math (and its many vector
+//! writing the new state and `y`: with AVX2 a call of the native gate kernel
+//! ([`super::gates`], eight units per instruction, the same arithmetic),
+//! otherwise Cranelift f32x4 code. Keeping the math (and its many vector
 //! constants, which Cranelift hoists to the enclosing loop) out of the
 //! dot-product loops keeps the accumulators in registers.
 
 use cranelift_codegen::ir::{InstBuilder, Value};
 use dlc_ir::CellKind;
 
+use super::gates::{self, GateKernel, GateRows};
 use super::nt::{self, NtKernel, Operand};
 use super::{Row, copy_row, dot1, dot4, for_lanes};
 use crate::emit::builder::KernelBuilder;
@@ -24,6 +27,15 @@ pub(super) struct Shape {
     pub steps: usize,
     pub batch: usize,
     pub hidden: usize,
+}
+
+/// The native kernels of the AVX2 tier.
+#[derive(Clone, Copy)]
+pub(super) struct Native {
+    /// The recurrent product.
+    pub nt: NtKernel,
+    /// The gate math of one row.
+    pub gates: GateKernel,
 }
 
 /// Where a step reads and writes: argument indices (`gx`, `gh` and `y` are
@@ -48,9 +60,9 @@ struct Io {
     w: usize,
 }
 
-/// Emits the kernel; `n_in` is the number of inputs (outputs follow them); `nt`
-/// is the native product kernel, if the target has one.
-pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize, nt: Option<NtKernel>) {
+/// Emits the kernel; `n_in` is the number of inputs (outputs follow them);
+/// `native` are the native kernels, if the target has them.
+pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize, native: Option<Native>) {
     let lstm = s.cell.has_cell_state();
     let h = s.hidden;
     let w = 2 + lstm as usize;
@@ -69,7 +81,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize, nt: Option<Nt
             w,
         };
         let t = kb.int(0);
-        step(kb, s, &io, t, nt);
+        step(kb, s, &io, t, native);
         return;
     }
     // The state lives in h_n / c_n; each step writes y[t] and h_n.
@@ -93,17 +105,17 @@ pub(super) fn emit(kb: &mut KernelBuilder, s: &Shape, n_in: usize, nt: Option<Nt
         w,
     };
     kb.for_n(s.steps, &[], |kb, t, _| {
-        step(kb, s, &io, t, nt);
+        step(kb, s, &io, t, native);
         vec![]
     });
 }
 
 /// Time step `t` for the kernel's batch rows `start..end`.
-fn step(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, nt: Option<NtKernel>) {
+fn step(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, native: Option<Native>) {
     let (h, gh) = (s.hidden, s.cell.gates() * s.hidden);
     let (start, end) = (kb.start, kb.end);
-    match nt {
-        Some(f) => {
+    match native {
+        Some(Native { nt: f, .. }) => {
             let rows = kb.b.ins().isub(end, start);
             let operand = |kb: &mut KernelBuilder, arg, ld: usize| Operand {
                 arg,
@@ -131,7 +143,7 @@ fn step(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, nt: Option<NtKerne
         }
     }
     kb.for_range(start, end, 1, &[], |kb, b, _| {
-        gates_row(kb, s, io, t, b);
+        gates_row(kb, s, io, t, b, native.map(|n| n.gates));
         vec![]
     });
 }
@@ -167,8 +179,15 @@ fn product_row(kb: &mut KernelBuilder, s: &Shape, hr: Row, ghr: Row, w: usize) {
 }
 
 /// The gate math of batch row `b` at step `t`: reads `gx`, `gh` (+ `b_hh`) and
-/// the state, writes the new state.
-fn gates_row(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, b: Value) {
+/// the state, writes the new state; with `native`, in one call of that kernel.
+fn gates_row(
+    kb: &mut KernelBuilder,
+    s: &Shape,
+    io: &Io,
+    t: Value,
+    b: Value,
+    native: Option<GateKernel>,
+) {
     let (h, gates) = (s.hidden, s.cell.gates());
     let tb = kb.b.ins().imul_imm_s(t, s.batch as i64);
     let tb = kb.b.ins().iadd(tb, b);
@@ -188,6 +207,23 @@ fn gates_row(kb: &mut KernelBuilder, s: &Shape, io: &Io, t: Value, b: Value) {
         h: state(io.h),
         c: io.c.map(state),
     };
+    if let Some(f) = native {
+        let rows = GateRows {
+            gx,
+            gh: ghr,
+            bias,
+            prev: match s.cell {
+                CellKind::Rnn => None,
+                CellKind::Lstm => st.c,
+                CellKind::Gru => Some(st.h),
+            },
+            out,
+            state: io.h_state.map(state),
+            c_out: io.c_out.map(state),
+        };
+        gates::emit_call(kb, f, (h, gates), &rows);
+        return;
+    }
     for_lanes(kb, h, |kb, l, j| {
         let mut gxv = Vec::with_capacity(gates);
         let mut ghv = Vec::with_capacity(gates);
