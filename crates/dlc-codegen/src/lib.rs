@@ -108,7 +108,8 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Program, CodegenError
     dlc_ir::verify(g)?;
     let verify = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let mut lowered = lower::lower(g)?;
+    let native = !opts.portable && emit::gemm::native::detect().is_some();
+    let mut lowered = lower::lower(g, native)?;
     if let Some(f) = opts.fault {
         fault::inject(&mut lowered, f);
     }

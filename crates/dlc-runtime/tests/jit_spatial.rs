@@ -2,7 +2,8 @@
 //! convolutions and pooling: random graphs of each family, and hand-picked
 //! geometries (odd sizes, depthwise and grouped channels, dilation with padding,
 //! strides beyond the kernel, asymmetric padding), each in normal and checked mode;
-//! convolutions large enough for the implicit-GEMM path on both micro-kernel tiers.
+//! convolutions large enough for the implicit-GEMM path, and direct ones, on
+//! both kernel tiers.
 
 mod common;
 
@@ -369,20 +370,24 @@ fn conv_padding_taps_are_skipped() {
     check_both(&c);
 }
 
-/// A convolution that dlc-codegen runs as implicit GEMM (`conv_gemm` in its
-/// spatial lowering): at least 16 output channels per group, and depth
-/// `c/groups · taps` and output positions `oh·ow` of at least 16.
+/// A convolution that dlc-codegen runs as implicit GEMM on the portable tier
+/// (`conv_gemm` in its spatial lowering): at least 16 output channels per
+/// group, and depth `c/groups · taps` and output positions `oh·ow` of at least
+/// 16. The native tier runs those with fewer than 32 channels per group direct.
 fn takes_gemm_path(x: &[usize], o: usize, kernel: &[usize], groups: usize, out: &[usize]) -> bool {
     let taps: usize = kernel.iter().product();
     o / groups >= 16 && x[1] / groups * taps >= 16 && out.iter().product::<usize>() >= 16
 }
 
-/// Random implicit-GEMM convolutions: 1-D and 2-D, odd extents (1, 3, 7, 13 and
-/// longer 1-D rows), every attribute (stride, asymmetric padding, dilation,
-/// groups, bias), batch 1 or 2. Yields the input shape, output channels,
-/// kernel, strides, padding, dilation, groups, bias and a seed.
+/// Random convolutions with output channels per group from `og`: 1-D and 2-D,
+/// odd extents (1, 3, 7, 13 and longer 1-D rows), every attribute (stride,
+/// asymmetric padding, dilation, groups, bias), batch 1 or 2. Yields the input
+/// shape, output channels, kernel, strides, padding, dilation, groups, bias
+/// and a seed.
 #[allow(clippy::type_complexity)]
-fn arb_gemm_conv() -> impl Strategy<
+fn arb_conv(
+    og: Vec<usize>,
+) -> impl Strategy<
     Value = (
         Vec<usize>,
         usize,
@@ -415,7 +420,7 @@ fn arb_gemm_conv() -> impl Strategy<
         axes,
         1usize..=2,
         prop::sample::select(vec![1usize, 2, 3, 7, 13]),
-        prop::sample::select(vec![16usize, 17, 32, 33, 40]),
+        prop::sample::select(og),
         1usize..=2,
         any::<bool>(),
         any::<u64>(),
@@ -441,6 +446,68 @@ fn arb_gemm_conv() -> impl Strategy<
         })
 }
 
+/// A random convolution from [`arb_conv`].
+type ConvCase = (
+    Vec<usize>,
+    usize,
+    Vec<usize>,
+    Vec<usize>,
+    Vec<(usize, usize)>,
+    Vec<usize>,
+    usize,
+    bool,
+    u64,
+);
+
+/// The output extents of a convolution (0 where the kernel does not fit).
+fn conv_out(
+    x: &[usize],
+    kernel: &[usize],
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+) -> Vec<usize> {
+    (0..kernel.len())
+        .map(|a| {
+            let span = dilation[a] * (kernel[a] - 1) + 1;
+            let padded = x[2 + a] + padding[a].0 + padding[a].1;
+            if padded >= span {
+                (padded - span) / stride[a] + 1
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// The case of a random convolution.
+fn conv_case((x, o, kernel, stride, padding, dilation, groups, bias, seed): ConvCase) -> Case {
+    let w = [&[o, x[1] / groups][..], &kernel].concat();
+    let attrs = ConvAttrs {
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    let b = [o];
+    let params: Vec<&[usize]> = if bias { vec![&w, &b] } else { vec![&w] };
+    case(Op::Conv(attrs), &x, &params, seed)
+}
+
+/// `c` against the interpreter on the native and the portable tier, each
+/// normal and checked.
+fn check_tiers(c: &Case) -> Result<(), TestCaseError> {
+    for (portable, checked) in [(false, false), (false, true), (true, false), (true, true)] {
+        let mut opts = RuntimeOptions::default();
+        opts.codegen.portable = portable;
+        opts.codegen.checked = checked;
+        check_opts(c, &opts).map_err(|e| {
+            TestCaseError::fail(format!("portable={portable} checked={checked}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
     /// The implicit-GEMM path against the interpreter on the native and the
@@ -448,31 +515,29 @@ proptest! {
     /// three threads bit-identical to one.
     #[test]
     fn gemm_conv_matches_interpreter_on_both_tiers(
-        (x, o, kernel, stride, padding, dilation, groups, bias, seed) in arb_gemm_conv()
+        case in arb_conv(vec![16, 17, 32, 33, 40])
     ) {
-        let out: Vec<usize> = (0..kernel.len())
-            .map(|a| {
-                let span = dilation[a] * (kernel[a] - 1) + 1;
-                let padded = x[2 + a] + padding[a].0 + padding[a].1;
-                if padded >= span { (padded - span) / stride[a] + 1 } else { 0 }
-            })
-            .collect();
+        let (x, o, kernel, stride, padding, dilation, groups, ..) = case.clone();
+        let out = conv_out(&x, &kernel, &stride, &padding, &dilation);
         prop_assume!(out.iter().all(|&e| e > 0));
         prop_assume!(takes_gemm_path(&x, o, &kernel, groups, &out));
-        let w = [&[o, x[1] / groups][..], &kernel].concat();
-        let attrs = ConvAttrs { stride, padding, dilation, groups };
-        let b = [o];
-        let params: Vec<&[usize]> = if bias { vec![&w, &b] } else { vec![&w] };
-        let c = case(Op::Conv(attrs), &x, &params, seed);
-        for (portable, checked) in [(false, false), (false, true), (true, false), (true, true)] {
-            let mut opts = RuntimeOptions::default();
-            opts.codegen.portable = portable;
-            opts.codegen.checked = checked;
-            check_opts(&c, &opts).map_err(|e| {
-                TestCaseError::fail(format!("portable={portable} checked={checked}: {e}"))
-            })?;
-        }
+        let c = conv_case(case);
+        check_tiers(&c)?;
         prop_assert_eq!(run_threaded(&c, 1), run_threaded(&c, 3));
+    }
+
+    /// Direct convolutions (few output channels per group; on the native tier
+    /// the AVX2 row kernel takes their unit-stride interior columns, with
+    /// channel blocks of up to 12) against the interpreter on both tiers,
+    /// normal and checked.
+    #[test]
+    fn direct_conv_matches_interpreter_on_both_tiers(
+        case in arb_conv(vec![1, 2, 3, 5, 6, 8, 12, 16, 24])
+    ) {
+        let (x, _, kernel, stride, padding, dilation, ..) = case.clone();
+        let out = conv_out(&x, &kernel, &stride, &padding, &dilation);
+        prop_assume!(out.iter().all(|&e| e > 0));
+        check_tiers(&conv_case(case))?;
     }
 }
 
@@ -504,4 +569,62 @@ fn gemm_conv_cases() {
     // Stride 2 (shuffled vector copies) with a partial last column panel.
     conv(&[2, 3, 11, 37], 32, 1, false, &[(3, 2, (1, 1), 1); 2]);
     conv(&[1, 2, 13, 13], 32, 1, false, &[(13, 1, (6, 6), 1); 2]);
+}
+
+/// Geometries of the native direct kernel on both tiers: LeNet-5's two
+/// convolutions, rows of 8·k ± 1 interior columns around padding and
+/// dilation, channel blocks of 8 and 12, groups, and stride-1 transposed
+/// convolutions (whose taps walk the input backwards).
+#[test]
+fn native_direct_conv_cases() {
+    let conv_tiers = |x: &[usize], o: usize, groups: usize, bias: bool, axes: &[Axis]| {
+        let case = (
+            x.to_vec(),
+            o,
+            axes.iter().map(|a| a.0).collect(),
+            axes.iter().map(|a| a.1).collect(),
+            axes.iter().map(|a| a.2).collect(),
+            axes.iter().map(|a| a.3).collect(),
+            groups,
+            bias,
+            5,
+        );
+        check_tiers(&conv_case(case)).unwrap();
+    };
+    conv_tiers(&[3, 1, 28, 28], 6, 1, true, &[(5, 1, (0, 0), 1); 2]);
+    conv_tiers(&[2, 6, 12, 12], 16, 1, true, &[(5, 1, (0, 0), 1); 2]);
+    conv_tiers(
+        &[1, 3, 9, 25],
+        12,
+        1,
+        false,
+        &[(3, 1, (1, 1), 1), (3, 1, (2, 0), 2)],
+    );
+    conv_tiers(
+        &[1, 4, 5, 41],
+        16,
+        2,
+        true,
+        &[(2, 1, (1, 0), 1), (5, 1, (3, 3), 1)],
+    );
+    conv_tiers(&[2, 5, 60], 10, 1, true, &[(7, 1, (0, 5), 3)]);
+    conv_tiers(
+        &[1, 2, 6, 33],
+        5,
+        1,
+        true,
+        &[(3, 2, (1, 1), 1), (3, 1, (1, 1), 1)],
+    );
+    for (x, per_group, groups) in [([1, 4, 7, 20], 6, 2), ([2, 3, 5, 17], 8, 1)] {
+        let w = [x[1], per_group, 3, 4];
+        let b = [per_group * groups];
+        let attrs = ConvTransposeAttrs {
+            stride: vec![1, 1],
+            padding: vec![(1, 0), (2, 1)],
+            output_padding: vec![0, 0],
+            dilation: vec![1, 2],
+            groups,
+        };
+        check_tiers(&case(Op::ConvTranspose(attrs), &x, &[&w, &b], 3)).unwrap();
+    }
 }

@@ -14,6 +14,7 @@
 //! rest, computed one column at a time with a validity test per tap.
 
 mod conv;
+mod native;
 mod pool;
 
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -30,7 +31,7 @@ use crate::kernel::{Kernel, SpatialOp, Window};
 pub fn emit(kb: &mut KernelBuilder, op: &SpatialOp, _k: &Kernel, tier: gemm::Tier) {
     match op {
         SpatialOp::Conv { gemm: Some(_), .. } => gemm::conv::emit(kb, op, tier),
-        SpatialOp::Conv { .. } => conv::emit(kb, op),
+        SpatialOp::Conv { .. } => conv::emit(kb, op, tier),
         SpatialOp::Pool { .. } => pool::emit(kb, op),
     }
 }
@@ -253,6 +254,8 @@ struct Columns {
 type VectorFn<'f> = &'f mut dyn FnMut(&mut KernelBuilder, Value, usize);
 /// Emits one masked vector or one single output at a column.
 type ColumnFn<'f> = &'f mut dyn FnMut(&mut KernelBuilder, Value);
+/// Emits the outputs of the columns `lo..hi` (compile-time bounds) at once.
+type RunFn<'f> = &'f mut dyn FnMut(&mut KernelBuilder, usize, usize);
 
 impl Columns {
     fn new(phase: &Phase, input: usize, wide: usize) -> Columns {
@@ -270,19 +273,22 @@ impl Columns {
 
     /// Emits the columns: `vector(kb, q, n)` computes `n` f32x4 vectors of
     /// outputs from column `q`, `masked(kb, q)` a vector of any 4 columns, and
-    /// `scalar(kb, q)` the single output `q`.
+    /// `scalar(kb, q)` the single output `q`; `run(kb, lo, hi)`, when given,
+    /// computes all the blocks of `4·wide` at once instead of `vector`.
     fn emit(
         &self,
         kb: &mut KernelBuilder,
         wide: usize,
+        run: Option<RunFn>,
         vector: VectorFn,
         masked: Option<ColumnFn>,
         scalar: ColumnFn,
     ) {
-        let runs = [
-            (self.blocks.0, self.blocks.1, 4 * wide),
-            (self.blocks.1, self.vectors, 4),
-        ];
+        let mut runs = vec![(self.blocks.1, self.vectors, 4)];
+        match run {
+            Some(run) if self.blocks.0 < self.blocks.1 => run(kb, self.blocks.0, self.blocks.1),
+            _ => runs.insert(0, (self.blocks.0, self.blocks.1, 4 * wide)),
+        }
         for (lo, hi, step) in runs {
             if lo < hi {
                 let (l, h) = (kb.int(lo as i64), kb.int(hi as i64));

@@ -16,7 +16,9 @@ use dlc_ir::{BinaryOp, DType, NodeId, ReduceKind, UnaryOp};
 pub use backward::BackwardOp;
 pub use norm::NormOp;
 pub use sequence::SequenceOp;
-pub use spatial::{SpatialOp, Window};
+pub use spatial::{
+    NATIVE_CONV_MAX_BLOCK, NATIVE_CONV_PACK_MAX, SpatialOp, Window, native_conv_vectors,
+};
 
 /// Identifies a buffer of a [`crate::Program`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,6 +147,7 @@ impl KernelOp {
         match self {
             KernelOp::MatMul(m) => m.scratch_bytes(),
             KernelOp::Spatial(SpatialOp::Conv { gemm: Some(b), .. }) => b.scratch_bytes(),
+            KernelOp::Spatial(op) => 4 * op.packed_weights().unwrap_or(0),
             KernelOp::Sequence(s) => s.scratch_bytes(),
             _ => 0,
         }

@@ -13,6 +13,43 @@ use dlc_ir::PoolKind;
 
 use super::{Activation, Blocking};
 
+/// The most output channels a block of the native direct convolution computes.
+pub const NATIVE_CONV_MAX_BLOCK: usize = 12;
+
+/// ymm vectors of 8 output columns per block of the native direct convolution
+/// with `ob` output channels: as many as fit the 16 registers with `ob × nv`
+/// accumulators, `nv` input vectors and one broadcast weight, at most 3.
+pub fn native_conv_vectors(ob: usize) -> usize {
+    (1..=3).rev().find(|&nv| ob * nv + nv < 16).unwrap_or(1)
+}
+
+/// The largest weight tensor (bytes) the native direct convolution copies into
+/// its scratch, block-interleaved, so that a tap's weights for the block's
+/// output channels are adjacent (one pointer for every broadcast).
+pub const NATIVE_CONV_PACK_MAX: usize = 64 * 1024;
+
+impl SpatialOp {
+    /// Elements of the block-interleaved weight copy of a direct convolution
+    /// (`c_out · c_in/groups · kh · kw`), when it fits
+    /// [`NATIVE_CONV_PACK_MAX`]; the native tier packs its weights there.
+    pub fn packed_weights(&self) -> Option<usize> {
+        match *self {
+            SpatialOp::Conv {
+                c_in,
+                c_out,
+                groups,
+                window,
+                gemm: None,
+                ..
+            } => {
+                let n = c_out * (c_in / groups) * window.kernel[0] * window.kernel[1];
+                (4 * n <= NATIVE_CONV_PACK_MAX).then_some(n)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The geometry of a 2-D window op over NCHW images, as `[height, width]` pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {

@@ -43,10 +43,13 @@ pub struct Lowered {
     pub outputs: Vec<(String, BufId)>,
 }
 
-/// Lowers a verified graph.
-pub fn lower(g: &Graph) -> Result<Lowered, CodegenError> {
+/// Lowers a verified graph; `native` says that the native (AVX2) kernels will
+/// run, which moves some choices (convolutions with few output channels run
+/// direct on the native tier, see `spatial::conv_gemm`).
+pub fn lower(g: &Graph, native: bool) -> Result<Lowered, CodegenError> {
     let mut cx = Lower {
         g,
+        native,
         out: Lowered::default(),
         value_buf: HashMap::new(),
         fused: fusion::fused_nodes(g),
@@ -99,6 +102,8 @@ pub(crate) fn collapse_dims(
 /// Lowering state.
 pub(crate) struct Lower<'g> {
     pub(crate) g: &'g Graph,
+    /// The native kernel tier will run the kernels.
+    pub(crate) native: bool,
     pub(crate) out: Lowered,
     value_buf: HashMap<ValueId, BufId>,
     fused: std::collections::HashSet<NodeId>,

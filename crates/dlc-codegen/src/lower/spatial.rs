@@ -6,7 +6,8 @@ use dlc_ir::{NodeId, Op, ValueId};
 use super::Lower;
 use crate::CodegenError;
 use crate::kernel::{
-    Activation, Blocking, GEMM_MR, GEMM_NR_MAX, Kernel, KernelOp, SpatialOp, Window,
+    Activation, Blocking, GEMM_MR, GEMM_NR_MAX, Kernel, KernelOp, NATIVE_CONV_MAX_BLOCK,
+    NATIVE_CONV_PACK_MAX, SpatialOp, Window, native_conv_vectors,
 };
 
 /// Lowers one node of the family.
@@ -97,11 +98,22 @@ pub(crate) fn spatial(shape: &[usize]) -> [usize; 2] {
 
 /// Output channels computed together: the largest divisor of the channels per
 /// group up to 6, so that `oc_block × row vectors` accumulators fit in registers.
-fn oc_block(per_group: usize) -> usize {
-    (1..=per_group.min(6))
-        .rev()
-        .find(|&b| per_group.is_multiple_of(b))
-        .unwrap_or(1)
+///
+/// On the native tier, the divisor up to [`NATIVE_CONV_MAX_BLOCK`] with the
+/// most multiply-adds per input load: `oc_block × ymm vectors` for output rows
+/// `width` wide (LeNet's second conv, 16 channels 8 wide, takes 8 × 1 rather
+/// than 4 × 3 with two vectors idle).
+fn oc_block(per_group: usize, native: bool, width: usize) -> usize {
+    let divisors = (1..=per_group).filter(|&b| per_group.is_multiple_of(b));
+    if native {
+        let fmas = |b: usize| b * native_conv_vectors(b).min((width / 8).max(1));
+        divisors
+            .filter(|&b| b <= NATIVE_CONV_MAX_BLOCK)
+            .max_by_key(|&b| (fmas(b), b))
+            .unwrap_or(1)
+    } else {
+        divisors.filter(|&b| b <= 6).max().unwrap_or(1)
+    }
 }
 
 /// Parallel units worth having: enough for a few threads with some balance.
@@ -124,12 +136,20 @@ fn row_chunks(units: usize, rows: usize) -> usize {
 /// (og 6, depth 25) is faster direct.
 const GEMM_MIN_CHANNELS: usize = 16;
 
+/// [`GEMM_MIN_CHANNELS`] on the native tier when the weights fit the direct
+/// kernel's packed copy (`NATIVE_CONV_PACK_MAX`); that kernel is twice as
+/// wide: LeNet-5's second conv (og 16) takes 0.29 ms direct against 0.44 ms as
+/// implicit GEMM there (one thread, CPU min, same minute). W2a and W2c (og 64)
+/// stay GEMM.
+const NATIVE_GEMM_MIN_CHANNELS: usize = 32;
+
 /// The blocking of a convolution run as implicit GEMMs, or `None` when the
 /// direct kernel runs it.
 ///
 /// Per image and group the product is `C[og, oh·ow] = W[og, cg·taps] · im2col`.
 /// The rule: implicit GEMM for a convolution (not transposed) with at least
-/// [`GEMM_MIN_CHANNELS`] output channels per group, and a depth `cg·taps` and
+/// [`GEMM_MIN_CHANNELS`] output channels per group ([`NATIVE_GEMM_MIN_CHANNELS`]
+/// when `native`), and a depth `cg·taps` and
 /// `oh·ow` of at least 16 (the packed GEMM's own threshold,
 /// `MatMulKernel::packed`); depthwise and few-channel grouped convolutions
 /// (depth below 16) stay direct, where the micro-kernel's tile overhead would
@@ -137,9 +157,14 @@ const GEMM_MIN_CHANNELS: usize = 16;
 ///
 /// `kc` is a multiple of the taps so that every depth block starts at an
 /// input channel: the packing then walks whole channels.
-fn conv_gemm(og: usize, cg: usize, taps: usize, columns: usize) -> Option<Blocking> {
+fn conv_gemm(og: usize, cg: usize, taps: usize, columns: usize, native: bool) -> Option<Blocking> {
     let k = cg * taps;
-    if og < GEMM_MIN_CHANNELS || k < 16 || columns < 16 {
+    let min_channels = if native {
+        NATIVE_GEMM_MIN_CHANNELS
+    } else {
+        GEMM_MIN_CHANNELS
+    };
+    if og < min_channels || k < 16 || columns < 16 {
         return None;
     }
     let round = |x: usize, q: usize| x.div_ceil(q) * q;
@@ -176,7 +201,9 @@ fn conv(
     let (n, c_in, c_out) = (x.shape[0], x.shape[1], out.shape[1]);
     let window = window(&x.shape, &out.shape, spatial(&w.shape), attrs);
     let Window { output, kernel, .. } = window;
-    let oc_block = oc_block(c_out / groups);
+    // The native direct kernel reads its weights packed into its scratch.
+    let native = cx.native && 4 * w.numel() <= NATIVE_CONV_PACK_MAX;
+    let oc_block = oc_block(c_out / groups, native, output[1]);
     let columns = out.numel() / (n * c_out);
     let gemm = if transposed {
         None
@@ -186,6 +213,7 @@ fn conv(
             c_in / groups,
             kernel[0] * kernel[1],
             columns,
+            native,
         )
     };
     // Rows per phase: a transposed convolution has `stride` row phases.

@@ -11,11 +11,13 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{ConstantData, InstBuilder, Value, types};
 
+use super::native::{self, RowKernel};
 use super::{
-    Columns, Dim, Phase, TapRange, dims, for_taps, in_bounds, load_pure, load_x4, row_run,
+    Columns, Dim, Phase, RunFn, TapRange, dims, for_taps, in_bounds, load_pure, load_x4, row_run,
     store_x4, tap_range,
 };
 use crate::emit::builder::KernelBuilder;
+use crate::emit::gemm::Tier;
 use crate::emit::math::Lanes;
 use crate::emit::matmul::activate;
 use crate::kernel::{Activation, SpatialOp};
@@ -41,6 +43,9 @@ struct Conv {
     /// Weight strides between output channels and between input channels.
     w_oc: usize,
     w_c: usize,
+    /// The native row kernel for the block's interior columns (native tier,
+    /// weights small enough to pack into the scratch).
+    native: Option<RowKernel>,
 }
 
 /// Per-block values: byte offsets of the block's first input channel (of its
@@ -50,6 +55,8 @@ struct Block {
     w4: Value,
     out: Value,
     oc0: Value,
+    /// Scratch element index of the block's packed weights (native tier).
+    packed: Value,
 }
 
 /// Per-output-row values: the valid kernel rows, the byte offsets of the
@@ -57,6 +64,8 @@ struct Block {
 /// per kernel row, and the element index of the output row.
 struct Row {
     taps: TapRange,
+    /// The row phase's first kernel row and step between kernel rows.
+    k_row: (usize, usize),
     x4: Value,
     x_step4: isize,
     w4: Value,
@@ -88,8 +97,10 @@ fn add(kb: &mut KernelBuilder, v: Value, k: isize) -> Value {
     }
 }
 
-/// Emits a convolution kernel; the parallel loop runs over `n · c_out / oc_block` blocks.
-pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
+/// Emits a convolution kernel; the parallel loop runs over `n · c_out / oc_block`
+/// blocks. On the native `tier`, interior columns of unit stride run through
+/// the AVX2 row kernel (see [`native`]).
+pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
     let SpatialOp::Conv {
         c_in,
         c_out,
@@ -126,7 +137,25 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
         act: activation,
         w_oc,
         w_c,
+        native: match tier {
+            Tier::Native(_) => op.packed_weights().and(native::row_kernel(oc_block)),
+            Tier::Portable => None,
+        },
     };
+    if c.native.is_some() {
+        let pack = native::Pack {
+            src: 1,
+            dst: c.out_arg() + 1,
+            blocks: c_out / oc_block,
+            ob: oc_block,
+            og: c.og,
+            cg: c.cg,
+            taps,
+            w_oc,
+            w_c,
+        };
+        native::emit_pack(kb, &pack);
+    }
     let rows = h.phases(transposed);
     let cols = w.phases(transposed);
     let per_image = c_out / oc_block;
@@ -169,7 +198,15 @@ impl Conv {
         let w4 = kb.add_scaled(w4, ocl0, 4 * self.w_oc);
         let out = kb.affine(img, self.c_out * ohw, 0);
         let out = kb.add_scaled(out, oc0, ohw);
-        Block { x4, w4, out, oc0 }
+        let blk = kb.b.ins().udiv_imm_u(oc0, self.ob as i64);
+        let packed = kb.affine(blk, self.ob * self.cg * self.h.kernel * self.w.kernel, 0);
+        Block {
+            x4,
+            w4,
+            out,
+            oc0,
+            packed,
+        }
     }
 
     /// The bias of each channel of the block (loaded where it is needed, so that
@@ -208,6 +245,7 @@ impl Conv {
             let out = kb.add_scaled(block.out, oy, self.w.output);
             let row = Row {
                 taps,
+                k_row: (k0, dk),
                 x4,
                 x_step4: 4 * doff * self.w.input as isize,
                 w4,
@@ -215,9 +253,22 @@ impl Conv {
                 out,
             };
             for cp in cols {
-                Columns::new(cp, self.w.input, self.wide).emit(
+                // The native kernel takes blocks of 8 unit-stride columns.
+                let native = self.native.filter(|_| cp.in_step == 1 && cp.step == 1);
+                let wide = if native.is_some() {
+                    native::LANES / 4
+                } else {
+                    self.wide
+                };
+                let mut run = |kb: &mut KernelBuilder, lo, hi| {
+                    if let Some(f) = native {
+                        self.native_run(kb, f, block, &row, cp, (lo, hi));
+                    }
+                };
+                Columns::new(cp, self.w.input, wide).emit(
                     kb,
-                    self.wide,
+                    wide,
+                    native.map(|_| &mut run as RunFn),
                     &mut |kb, q, n| self.vectors(kb, block, &row, cp, q, n),
                     Some(&mut |kb, q| self.masked(kb, block, &row, cp, q)),
                     &mut |kb, q| self.scalar(kb, block, &row, cp, q),
@@ -225,6 +276,63 @@ impl Conv {
             }
             vec![]
         });
+    }
+
+    /// The interior columns `lo..hi` of phase `cp` (unit strides, a multiple
+    /// of 8 wide) for every channel of the block, by one call of the native
+    /// row kernel `f`.
+    fn native_run(
+        &self,
+        kb: &mut KernelBuilder,
+        f: RowKernel,
+        block: &Block,
+        row: &Row,
+        cp: &Phase,
+        (lo, hi): (usize, usize),
+    ) {
+        let (r0, r1) = match row.taps {
+            TapRange::Const(a, b) => (kb.int(a as i64), kb.int(b as i64)),
+            TapRange::Dynamic(a, b) => (a, b),
+        };
+        let rows = kb.b.ins().isub(r1, r0);
+        let (k0, off0) = cp.first_tap();
+        let (dk, doff) = cp.tap_step();
+        let x4 = lin(kb, row.x4, r0, row.x_step4);
+        let x4 = add(kb, x4, 4 * (lo as isize + off0));
+        let (kh0, dkh) = row.k_row;
+        let kw = self.w.kernel;
+        // The packed weights: tap-major, the block's channels adjacent.
+        let ob = self.ob;
+        let w = add(kb, block.packed, ((kh0 * kw + k0) * ob) as isize);
+        let w = lin(kb, w, r0, (dkh * kw * ob) as isize);
+        let w4 = kb.b.ins().imul_imm_s(w, 4);
+        let out = add(kb, row.out, (cp.first + lo) as isize);
+        let call = native::Call {
+            x4,
+            w4,
+            out,
+            bias: self.bias.then_some(block.oc0),
+            rows,
+            cols: hi - lo,
+            ob: self.ob,
+            channels: self.cg,
+            taps: cp.taps.len(),
+            x_col: doff,
+            w_col: (dk * ob) as isize,
+            x_row: row.x_step4 / 4,
+            w_row: (dkh * kw * ob) as isize,
+            x_chan: (self.h.input * self.w.input) as isize,
+            w_chan: (self.h.kernel * kw * ob) as isize,
+            out_oc: (self.h.output * self.w.output) as isize,
+            relu: self.act == Activation::Relu,
+        };
+        let args = native::Args {
+            x: 0,
+            w: self.out_arg() + 1,
+            bias: 2,
+            out: self.out_arg(),
+        };
+        native::emit_call(kb, f, &args, &call);
     }
 
     /// Accumulates `init` over the input channels of the group (outer loop), the

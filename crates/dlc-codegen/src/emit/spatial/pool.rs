@@ -73,6 +73,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
             Columns::new(cp, w.input, WIDE).emit(
                 kb,
                 WIDE,
+                None,
                 &mut |kb, q, n| pool.vectors(kb, &row, cp, q, n),
                 None,
                 &mut |kb, q| pool.scalar(kb, &row, cp, q),
