@@ -138,7 +138,7 @@ const GEMM_MIN_CHANNELS: usize = 16;
 
 /// [`GEMM_MIN_CHANNELS`] on the native tier when the weights fit the direct
 /// kernel's packed copy (`NATIVE_CONV_PACK_MAX`); that kernel is twice as
-/// wide: LeNet-5's second conv (og 16) takes 0.29 ms direct against 0.44 ms as
+/// wide: LeNet-5's second conv (og 16) takes 0.26 ms direct against 0.44 ms as
 /// implicit GEMM there (one thread, CPU min, same minute). W2a and W2c (og 64)
 /// stay GEMM.
 const NATIVE_GEMM_MIN_CHANNELS: usize = 32;
