@@ -59,11 +59,11 @@ impl Gemm<'_> {
             }
         };
         let masked = |kb: &mut KernelBuilder| {
-            let load = |kb: &mut KernelBuilder, src: Value, j: usize| {
-                let col = kb.b.ins().iadd_imm_s(panel.col0, j as i64);
+            let load = |kb: &mut KernelBuilder, src: Value, j: Value| {
+                let col = kb.b.ins().iadd(panel.col0, j);
                 self.masked_load(kb, 1, src, col, v.col_stride, panel.col_hi, self.n)
             };
-            self.pack_groups(kb, (panel.kc, panel.dst0), (nr, 1), row(panel.b_off), load);
+            self.pack_edge_groups(kb, (panel.kc, panel.dst0), nr, row(panel.b_off), load);
         };
         let Some(step) = displacement(nr, v.col_stride) else {
             masked(kb);
@@ -118,11 +118,11 @@ impl Gemm<'_> {
             let row0 = kb.b.ins().iadd(ic, ip);
             let dst0 = kb.b.ins().imul(ip, kc);
             let masked = |kb: &mut KernelBuilder| {
-                let load = |kb: &mut KernelBuilder, src: Value, r: usize| {
-                    let row = kb.b.ins().iadd_imm_s(row0, r as i64);
+                let load = |kb: &mut KernelBuilder, src: Value, r: Value| {
+                    let row = kb.b.ins().iadd(row0, r);
                     self.masked_load(kb, self.a_arg, src, row, v.row_stride, row_hi, self.m)
                 };
-                self.pack_groups(kb, (kc, dst0), (mr, 1), col(a_off), load);
+                self.pack_edge_groups(kb, (kc, dst0), mr, col(a_off), load);
             };
             let Some(step) = step else {
                 masked(kb);
@@ -167,6 +167,38 @@ impl Gemm<'_> {
                 let x = load(kb, from, q);
                 kb.store_at(x, self.s, dst, 4, (4 * lanes * q) as i32);
             }
+            vec![]
+        });
+    }
+
+    /// The packing skeleton of edge panels: like [`Gemm::pack_groups`] with f32
+    /// pieces, but the `width` pieces of a group are a loop rather than
+    /// unrolled (`load(kb, src, q)` with `q` a value): edge panels are a small
+    /// share of the packing, and rolled code is a fraction of the instructions
+    /// for Cranelift to compile.
+    fn pack_edge_groups<S, L>(
+        &self,
+        kb: &mut KernelBuilder,
+        (kc, dst0): (Value, Value),
+        width: usize,
+        src: S,
+        load: L,
+    ) where
+        S: Fn(&mut KernelBuilder, Value) -> Value,
+        L: Fn(&mut KernelBuilder, Value, Value) -> Value,
+    {
+        let zero = kb.int(0);
+        kb.for_range(zero, kc, 1, &[], |kb, p, _| {
+            let from = src(kb, p);
+            let dst = kb.affine(p, width, 0);
+            let dst = kb.b.ins().iadd(dst0, dst);
+            let (zero, w) = (kb.int(0), kb.int(width as i64));
+            kb.for_range(zero, w, 1, &[], |kb, q, _| {
+                let x = load(kb, from, q);
+                let d = kb.b.ins().iadd(dst, q);
+                kb.store(x, self.s, d, 4);
+                vec![]
+            });
             vec![]
         });
     }
