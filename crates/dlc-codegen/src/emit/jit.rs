@@ -96,3 +96,54 @@ pub(super) fn link(module: &mut JITModule, units: &[Unit]) -> Result<Vec<KernelF
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, types};
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+    use super::*;
+    use crate::emit::host_isa;
+
+    /// A function storing a splat of type `ty` to `*p` (the x64 backend
+    /// rejects f32x8 at lowering).
+    fn splat_store(ty: types::Type, isa: &dyn TargetIsa) -> Function {
+        let mut func = Function::new();
+        func.signature.params.push(AbiParam::new(types::I64));
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let p = b.block_params(entry)[0];
+        let x = b.ins().f32const(1.0);
+        let v = b.ins().splat(ty, x);
+        b.ins().store(crate::emit::builder::mem(), v, p, 0);
+        b.ins().return_(&[]);
+        b.finalize(isa.frontend_config());
+        func
+    }
+
+    /// A function Cranelift cannot compile among good ones: the error names it,
+    /// however the units were spread over the pool's threads.
+    #[test]
+    fn a_failing_function_is_reported_by_name() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let opts = CodegenOptions::default();
+        let isa = host_isa(&opts).unwrap();
+        let mut units: Vec<Unit> = (0..6)
+            .map(|i| {
+                let ty = if i == 3 { types::F32X8 } else { types::F32X4 };
+                Unit::new(&format!("k{i}_test"), splat_store(ty, &*isa), &opts)
+            })
+            .collect();
+        let err = compile_all(&mut units, &*isa).unwrap_err();
+        assert!(
+            matches!(&err, CodegenError::Cranelift(m) if m.starts_with("k3_test: ")),
+            "{err}"
+        );
+    }
+}
