@@ -173,6 +173,24 @@ fn compile_reports_kernels_memory_and_phases() {
 }
 
 #[test]
+fn explain_reports_rules_costs_and_the_extractor() {
+    let model = "benches/opt/lstm_cell_primitives.ir";
+    let ilp = ok(&["compile", model, "-O2", "--explain", "--extract", "ilp"]);
+    for needle in [
+        "matmul-merge",
+        "changed the result",
+        "estimated cost",
+        "extraction: ILP",
+    ] {
+        assert!(ilp.contains(needle), "missing `{needle}` in:\n{ilp}");
+    }
+    let greedy = ok(&["compile", model, "-O2", "--explain", "--extract", "greedy"]);
+    assert!(!greedy.contains("extraction:"), "{greedy}");
+    let err = fails(&["compile", model, "--extract", "best"]);
+    assert!(err.contains("greedy") && err.contains("ilp"), "{err}");
+}
+
+#[test]
 fn isa_portable_and_native_tiers_agree() {
     // A GEMM large enough for the packed loop nest and its micro-kernel.
     let outs: Vec<_> = ["native", "portable"]

@@ -109,10 +109,35 @@ pub struct ExecArgs {
     /// algebraic, layout, matmul, folding, fusion.
     #[arg(long, value_name = "GROUPS", value_delimiter = ',', value_parser = parse_rule_group)]
     pub rules: Vec<dlc::opt::Group>,
+    /// Extraction after saturation: greedy, an integer program optimal under
+    /// sharing (ilp), or auto (the integer program when rules created sharing).
+    #[arg(long, value_enum, default_value_t = ExtractArg::Auto)]
+    pub extract: ExtractArg,
     /// GEMM micro-kernel tier: the host's native one (AVX2+FMA on x86-64 when
     /// present) or the portable Cranelift f32x4 one.
     #[arg(long, value_enum, default_value_t = IsaArg::Native)]
     pub isa: IsaArg,
+}
+
+/// `--extract` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExtractArg {
+    /// The integer program when the rules created sharing, greedy otherwise.
+    Auto,
+    /// Greedy, refined with sharing groups and a local search.
+    Greedy,
+    /// Greedy, then the integer program.
+    Ilp,
+}
+
+impl From<ExtractArg> for dlc::opt::Extractor {
+    fn from(e: ExtractArg) -> dlc::opt::Extractor {
+        match e {
+            ExtractArg::Auto => dlc::opt::Extractor::Auto,
+            ExtractArg::Greedy => dlc::opt::Extractor::Greedy,
+            ExtractArg::Ilp => dlc::opt::Extractor::Ilp,
+        }
+    }
 }
 
 /// `--isa` values.
@@ -139,6 +164,7 @@ impl ExecArgs {
             opts = opts.threads(t);
         }
         opts = opts.opt_level(self.opt);
+        opts.opt.extractor = self.extract.into();
         if !self.rules.is_empty() {
             opts.opt.groups = self.rules.clone();
         }

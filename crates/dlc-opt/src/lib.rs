@@ -16,7 +16,8 @@
 //!   property tests evaluate on the interpreter.
 //! - [`cost`]: the backend cost model (kernel overhead, flops at GEMM or
 //!   elementwise throughput, bytes at memory bandwidth).
-//! - [`extract`]: greedy extraction refined for the sharing multi-patterns create.
+//! - [`extract`]: greedy extraction refined for the sharing multi-patterns create,
+//!   and an integer program (optimal under sharing) when they do.
 //!
 //! [`optimize`] runs it all under [`Limits`] (iterations, e-nodes, time) and
 //! returns the new graph with a [`Report`]: why saturation stopped, which rules
@@ -50,6 +51,7 @@ use std::time::{Duration, Instant};
 use dlc_ir::{BuildError, Graph, VerifyError};
 use egg::{Runner, StopReason};
 
+pub use extract::{AUTO_VARIABLES, Extractor, IlpLimits, IlpOutcome};
 pub use report::Report;
 pub use rules::{Group, RULES, Rule};
 
@@ -80,6 +82,8 @@ pub struct Limits {
     /// Wall-clock time of saturation (a safety net: when it is what stops the
     /// run, the result may differ between runs).
     pub time: Duration,
+    /// Bounds on the extraction integer program.
+    pub ilp: IlpLimits,
 }
 
 impl Default for Limits {
@@ -88,6 +92,7 @@ impl Default for Limits {
             iterations: 8,
             nodes: 10_000,
             time: Duration::from_millis(50),
+            ilp: IlpLimits::default(),
         }
     }
 }
@@ -108,6 +113,9 @@ pub struct OptOptions {
     /// for inference; a training step, whose parameters change on every run, sets
     /// it to false so that the optimiser does not buy work it would repeat.
     pub amortise_params: bool,
+    /// Which extractor runs ([`Extractor::Auto`]: the integer program when the
+    /// rules created sharing).
+    pub extractor: Extractor,
 }
 
 impl Default for OptOptions {
@@ -118,6 +126,7 @@ impl Default for OptOptions {
             only: None,
             limits: Limits::default(),
             amortise_params: true,
+            extractor: Extractor::default(),
         }
     }
 }
@@ -194,7 +203,7 @@ pub fn optimize(graph: &Graph, opts: &OptOptions) -> Result<(Graph, Report), Opt
             *applied.entry(name.to_string()).or_default() += n;
         }
     }
-    let ex = extract::extract(egraph, &loaded.roots);
+    let ex = extract::extract(egraph, &loaded.roots, opts.extractor, &opts.limits.ilp);
     for (o, r) in graph.outputs().iter().zip(&loaded.roots) {
         if !ex.choice.contains_key(&egraph.find(*r)) {
             return Err(OptError::Unextractable(o.name.clone()));
@@ -228,6 +237,7 @@ pub fn optimize(graph: &Graph, opts: &OptOptions) -> Result<(Graph, Report), Opt
         cost_before,
         cost_after,
         sharing_groups: ex.groups_taken,
+        ilp: ex.ilp,
         saturate,
         total: start.elapsed(),
     };

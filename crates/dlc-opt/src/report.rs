@@ -27,6 +27,8 @@ pub struct Report {
     pub cost_after: f64,
     /// Sharing groups (merged GEMMs) accepted by extraction.
     pub sharing_groups: usize,
+    /// What the extraction integer program did, if it ran.
+    pub ilp: Option<crate::IlpOutcome>,
     /// Time spent loading and saturating.
     pub saturate: Duration,
     /// Total optimisation time.
@@ -76,6 +78,9 @@ impl fmt::Display for Report {
                 String::new()
             }
         )?;
+        if let Some(ilp) = &self.ilp {
+            writeln!(f, "  extraction: {ilp}")?;
+        }
         if self.applied.is_empty() {
             writeln!(f, "  no rule fired")?;
         }

@@ -9,8 +9,13 @@
 //! tries each group: force its choices, re-run greedy for the rest, and keep the
 //! result when the *DAG* cost (every reachable class counted once) goes down.
 //! Each result is then improved by a local search on the DAG cost (switch one class
-//! at a time), which finds reuse of values computed anyway. This is deterministic;
-//! an ILP extractor (optimal under sharing) is not implemented.
+//! at a time), which finds reuse of values computed anyway.
+//!
+//! When sharing matters, [`ilp`] then solves extraction exactly, as an integer
+//! program over the DAG cost, started from the greedy result; [`Extractor`]
+//! chooses when.
+
+mod ilp;
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,6 +24,26 @@ use egg::{Id, Language};
 use crate::analysis::TensorGraph;
 use crate::cost::node_cost;
 use crate::lang::Tensor;
+
+pub use ilp::{IlpLimits, IlpOutcome};
+
+/// Which extractor runs after the greedy one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Extractor {
+    /// Greedy, refined with the sharing groups and a local search.
+    Greedy,
+    /// Greedy, then the integer program started from its result.
+    Ilp,
+    /// The integer program when the rules created sharing (recorded sharing
+    /// groups) or when it is small (at most [`AUTO_VARIABLES`] variables, well
+    /// under a millisecond); greedy alone otherwise (the default).
+    #[default]
+    Auto,
+}
+
+/// Without sharing groups, [`Extractor::Auto`] runs the integer program only up
+/// to this many variables.
+pub const AUTO_VARIABLES: usize = 256;
 
 /// At most this many sharing groups are tried (each costs one greedy pass and a
 /// local search); only groups whose classes are all live are tried.
@@ -177,11 +202,19 @@ pub struct Extracted {
     pub cost: f64,
     /// How many sharing groups were accepted.
     pub groups_taken: usize,
+    /// What the integer program did, if it ran.
+    pub ilp: Option<IlpOutcome>,
 }
 
 /// Extracts the cheapest graph for `roots` found by greedy extraction refined with
-/// the sharing groups recorded by the rules.
-pub fn extract(egraph: &TensorGraph, roots: &[Id]) -> Extracted {
+/// the sharing groups recorded by the rules, then, as `extractor` says, by the
+/// integer program under `limits`.
+pub fn extract(
+    egraph: &TensorGraph,
+    roots: &[Id],
+    extractor: Extractor,
+    limits: &IlpLimits,
+) -> Extracted {
     let costs = Costs::new(egraph);
     let roots: Vec<Id> = roots.iter().map(|&r| egraph.find(r)).collect();
     let mut forced: HashMap<Id, Tensor> = HashMap::new();
@@ -208,10 +241,31 @@ pub fn extract(egraph: &TensorGraph, roots: &[Id]) -> Extracted {
             groups_taken += 1;
         }
     }
+    let sharing = !egraph.analysis.groups.is_empty();
+    let max_variables = match extractor {
+        Extractor::Greedy => None,
+        Extractor::Ilp => Some(limits.variables),
+        Extractor::Auto if sharing => Some(limits.variables),
+        Extractor::Auto => Some(AUTO_VARIABLES.min(limits.variables)),
+    };
+    let mut ilp = None;
+    if let Some(max) = max_variables {
+        let (better, outcome) = ilp::solve(&costs, &roots, &choice, cost, limits, max);
+        if let Some(better) = better {
+            cost = costs.dag_cost(&better, &roots);
+            choice = better;
+        }
+        // Auto's size cut is not news; an explicit request that was skipped is.
+        let quiet = extractor == Extractor::Auto && !sharing;
+        if !(quiet && matches!(outcome, IlpOutcome::TooLarge { .. })) {
+            ilp = Some(outcome);
+        }
+    }
     Extracted {
         choice,
         cost,
         groups_taken,
+        ilp,
     }
 }
 
