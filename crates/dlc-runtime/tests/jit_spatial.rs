@@ -9,7 +9,8 @@ mod common;
 
 use common::{check, check_opts};
 use dlc_ir::{
-    ConvAttrs, ConvTransposeAttrs, Graph, Init, Op, PoolAttrs, PoolKind, TensorType, ValueId,
+    ConvAttrs, ConvTransposeAttrs, Graph, Init, Op, PoolAttrs, PoolKind, TensorType, UnaryOp,
+    ValueId,
 };
 use dlc_runtime::{CompiledModel, RuntimeOptions, Threading};
 use dlc_testgen::{Case, Family, GenConfig, random_values};
@@ -626,5 +627,60 @@ fn native_direct_conv_cases() {
             groups,
         };
         check_tiers(&case(Op::ConvTranspose(attrs), &x, &[&w, &b], 3)).unwrap();
+    }
+}
+
+/// A ReLU that is a convolution's only user is applied at the convolution's
+/// store (no kernel of its own): LeNet's conv → relu → pool on the direct
+/// native, direct f32x4 and implicit-GEMM paths, on both tiers, normal and
+/// checked; and where it cannot be (the convolution is also an output).
+#[test]
+fn relu_after_conv_runs_in_the_conv_kernel() {
+    for (x, o) in [
+        ([2, 1, 12, 20], 6),
+        ([1, 6, 12, 12], 16),
+        ([1, 8, 9, 9], 40),
+    ] {
+        for conv_is_output in [false, true] {
+            let mut g = Graph::new("conv_relu");
+            let xv = g
+                .add_source(Op::Input, "x", TensorType::f32(x.to_vec()), None)
+                .unwrap();
+            let p = |g: &mut Graph, name: &str, shape: Vec<usize>| {
+                let init = Init::Uniform { lo: -1.0, hi: 1.0 };
+                let ty = TensorType::f32(shape);
+                g.add_source(Op::Param { init }, name, ty, None).unwrap()
+            };
+            let w = p(&mut g, "w", vec![o, x[1], 3, 3]);
+            let b = p(&mut g, "b", vec![o]);
+            let attrs = ConvAttrs {
+                stride: vec![1, 1],
+                padding: vec![(1, 1), (0, 1)],
+                dilation: vec![1, 1],
+                groups: 1,
+            };
+            let c = ValueId::first(g.add_anon(Op::Conv(attrs), &[xv, w, b]).unwrap());
+            let r = ValueId::first(g.add_anon(Op::Unary(UnaryOp::Relu), &[c]).unwrap());
+            let pool = PoolAttrs {
+                kind: PoolKind::Max,
+                kernel: vec![2, 2],
+                stride: vec![2, 2],
+                padding: vec![(0, 0), (0, 0)],
+            };
+            let y = g.add_anon(Op::Pool(pool), &[r]).unwrap();
+            g.add_output("y", ValueId::first(y));
+            if conv_is_output {
+                g.add_output("c", c);
+            }
+            let (inputs, params) = random_values(&g, 17);
+            let case = Case {
+                seed: 17,
+                ops: 3,
+                graph: g,
+                inputs,
+                params,
+            };
+            check_tiers(&case).unwrap();
+        }
     }
 }

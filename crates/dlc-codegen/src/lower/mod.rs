@@ -54,6 +54,7 @@ pub fn lower(g: &Graph, native: bool) -> Result<Lowered, CodegenError> {
         value_buf: HashMap::new(),
         fused: fusion::fused_nodes(g),
         folded: fusion::folded_transposes(g),
+        absorbed: std::collections::HashSet::new(),
         output_of: HashMap::new(),
     };
     for (i, out) in g.outputs().iter().enumerate() {
@@ -109,6 +110,9 @@ pub(crate) struct Lower<'g> {
     fused: std::collections::HashSet<NodeId>,
     /// Transposes read by their matmul users as views ([`fusion::folded_transposes`]).
     pub(crate) folded: std::collections::HashSet<NodeId>,
+    /// Nodes computed by their operand's kernel (a ReLU applied at a
+    /// convolution's store); they get no kernel of their own.
+    pub(crate) absorbed: std::collections::HashSet<NodeId>,
     /// Graph values that are outputs, with the index of their first output slot.
     output_of: HashMap<ValueId, usize>,
 }
@@ -138,7 +142,9 @@ impl<'g> Lower<'g> {
                 let src = self.buf(self.g.operands(id)[0]);
                 self.value_buf.insert(v0, src);
             }
-            _ if self.fused.contains(&id) || self.folded.contains(&id) => {}
+            _ if self.fused.contains(&id)
+                || self.folded.contains(&id)
+                || self.absorbed.contains(&id) => {}
             // Training dropout is elementwise too, but never fused into a consumer
             // (its mask hashes the element index), so `is_elementwise` excludes it.
             op if op.is_elementwise() || matches!(op, Op::Dropout { .. }) => {

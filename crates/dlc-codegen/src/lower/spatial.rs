@@ -1,7 +1,7 @@
 //! Lowering of convolutions, transposed convolutions and pooling to one
 //! [`SpatialOp`] kernel each (1-D ops become 2-D ops of height 1).
 
-use dlc_ir::{NodeId, Op, ValueId};
+use dlc_ir::{NodeId, Op, UnaryOp, ValueId};
 
 use super::Lower;
 use crate::CodegenError;
@@ -41,7 +41,14 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
             };
             let window = window.kernel[0] * window.kernel[1];
             let parallel = planes * row_chunks;
-            push(cx, id, "pool", op, parallel, (out.numel() * window) as f64);
+            push(
+                cx,
+                (id, id),
+                "pool",
+                op,
+                parallel,
+                (out.numel() * window) as f64,
+            );
             Ok(())
         }
         other => Err(CodegenError::Internal(format!(
@@ -228,7 +235,7 @@ fn conv(
         Some(_) => n * groups * columns.div_ceil(GEMM_NR_MAX),
         None => blocks * row_chunks,
     };
-    let op = SpatialOp::Conv {
+    let mut op = SpatialOp::Conv {
         n,
         c_in,
         c_out,
@@ -250,17 +257,49 @@ fn conv(
     } * kernel[0]
         * kernel[1];
     let name = if transposed { "conv_transpose" } else { "conv" };
-    push(cx, id, name, op, parallel, 2.0 * macs as f64);
+    let SpatialOp::Conv { activation, .. } = &mut op else {
+        unreachable!("a convolution")
+    };
+    let result = match relu_user(cx, id) {
+        Some(r) => {
+            *activation = Activation::Relu;
+            cx.absorbed.insert(r);
+            r
+        }
+        None => id,
+    };
+    push(cx, (id, result), name, op, parallel, 2.0 * macs as f64);
     Ok(())
 }
 
-/// Appends the kernel of node `id`, reading all its operands and writing its result.
-fn push(cx: &mut Lower, id: NodeId, name: &str, op: SpatialOp, parallel: usize, flops: f64) {
+/// The ReLU that is the only user of convolution `id`, when the convolution's
+/// kernel can apply it at its store instead: the convolution's value is not a
+/// graph output, and the ReLU is not inlined into an elementwise consumer.
+fn relu_user(cx: &Lower, id: NodeId) -> Option<NodeId> {
+    let g = cx.g;
+    let mut users: Vec<NodeId> = g.users(id).collect();
+    users.dedup();
+    let [r] = users[..] else { return None };
+    let is_output = g.outputs().iter().any(|o| o.value == ValueId::first(id));
+    let relu = matches!(g.node(r).op, Op::Unary(UnaryOp::Relu));
+    (relu && !is_output && !cx.fused.contains(&r)).then_some(r)
+}
+
+/// Appends the kernel of node `id`, reading all its operands and writing the
+/// result of node `result` (`id` itself, or an absorbed ReLU of it).
+fn push(
+    cx: &mut Lower,
+    (id, result): (NodeId, NodeId),
+    name: &str,
+    op: SpatialOp,
+    parallel: usize,
+    flops: f64,
+) {
     let operands = cx.g.operands(id);
     let inputs = operands.iter().map(|&v| cx.buf(v)).collect();
     let mut bytes: usize = operands.iter().map(|&v| cx.g.ty(v).size_bytes()).sum();
     bytes += cx.g.ty(ValueId::first(id)).size_bytes();
-    let out = cx.result_buffer(ValueId::first(id));
+    let out = cx.result_buffer(ValueId::first(result));
     cx.push_kernel(Kernel {
         name: name.to_string(),
         op: KernelOp::Spatial(op),
@@ -269,7 +308,11 @@ fn push(cx: &mut Lower, id: NodeId, name: &str, op: SpatialOp, parallel: usize, 
         parallel,
         flops,
         bytes: bytes as f64,
-        nodes: vec![id],
+        nodes: if result == id {
+            vec![id]
+        } else {
+            vec![id, result]
+        },
         in_place: vec![],
     });
 }
