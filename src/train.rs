@@ -186,14 +186,17 @@ impl Engine {
     /// Replaces the parameters `values` names (others are ignored); types are checked.
     fn set(&mut self, values: &Env) -> Result<(), Error> {
         let current = self.params();
-        for (name, v) in values {
-            let Some(old) = current.get(name) else {
-                continue;
-            };
-            v.check("parameter", name, &old.ty())?;
-            match self {
-                Engine::Jit(m) => m.set_param(name, v)?,
-                Engine::Interp(_, p) => {
+        let known = values
+            .iter()
+            .filter(|(name, _)| current.contains_key(*name));
+        match self {
+            Engine::Jit(m) => m.set_params(known.map(|(n, v)| (n.as_str(), v)))?,
+            Engine::Interp(_, p) => {
+                let known: Vec<_> = known.collect();
+                for (name, v) in &known {
+                    v.check("parameter", name, &current[*name].ty())?;
+                }
+                for (name, v) in known {
                     p.insert(name.clone(), v.clone());
                 }
             }

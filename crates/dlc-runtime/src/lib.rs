@@ -234,15 +234,31 @@ impl CompiledModel {
     }
 
     /// Replaces one parameter's value (same type), in place, and recomputes the
-    /// values derived from the parameters (so setting many parameters one by one
-    /// recomputes them each time).
+    /// values derived from the parameters (to set several, use
+    /// [`set_params`](Self::set_params), which recomputes them once).
     pub fn set_param(&mut self, name: &str, value: &Tensor) -> Result<(), RunError> {
-        let p = &self.params[self.param_index(name)?];
-        value.check("parameter", name, &p.ty)?;
-        let storage = self.storage[p.buf.index()]
-            .as_mut()
-            .expect("parameters have storage");
-        write_tensor(value, storage.as_bytes_mut());
+        self.set_params([(name, value)])
+    }
+
+    /// Replaces several parameters' values (same types), in place, and recomputes
+    /// the values derived from the parameters once. Every name and type is
+    /// checked before anything is written, so a bad entry changes nothing.
+    pub fn set_params<'a>(
+        &mut self,
+        values: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+    ) -> Result<(), RunError> {
+        let mut writes = Vec::new();
+        for (name, value) in values {
+            let i = self.param_index(name)?;
+            value.check("parameter", name, &self.params[i].ty)?;
+            writes.push((self.params[i].buf, value));
+        }
+        for (buf, value) in writes {
+            let storage = self.storage[buf.index()]
+                .as_mut()
+                .expect("parameters have storage");
+            write_tensor(value, storage.as_bytes_mut());
+        }
         self.refresh_derived();
         self.derived_status()
     }

@@ -1,5 +1,5 @@
 //! Values computed from parameters alone run once (the prelude), and again after
-//! every parameter change: `set_param` and `commit_updates`.
+//! every parameter change: `set_param`, `set_params` and `commit_updates`.
 
 use dlc_runtime::{CompiledModel, RuntimeOptions};
 use dlc_tensor::{Env, Value};
@@ -103,6 +103,31 @@ fn parameter_only_values_are_computed_once_and_refreshed() {
     m.run_staged(&inputs()).unwrap();
     m.commit_updates();
     p.insert("w2".into(), tensor(&[3, 2], &[2.; 6]));
+    assert_close(&run_y(&m), &reference(&p));
+}
+
+/// `set_params` writes several parameters and refreshes once; a bad entry
+/// (unknown name or wrong shape) is rejected before anything is written.
+#[test]
+fn set_params_is_all_or_nothing() {
+    let g = graph();
+    let params = dlc_tensor::init_params(&g, 0, &Env::new()).unwrap();
+    let mut m = CompiledModel::new(&g, &params, &RuntimeOptions::default()).unwrap();
+    let w1 = tensor(&[3, 2], &[1., -1., 0.5, 2., 3., -2.]);
+    let w2 = tensor(&[3, 2], &[0.25; 6]);
+    m.set_params([("w1", &w1), ("w2", &w2)]).unwrap();
+    let mut p = params.clone();
+    p.insert("w1".into(), w1.clone());
+    p.insert("w2".into(), w2);
+    assert_close(&run_y(&m), &reference(&p));
+
+    let zeros = tensor(&[3, 2], &[0.; 6]);
+    let unknown = m.set_params([("w1", &zeros), ("w9", &zeros)]).unwrap_err();
+    assert!(unknown.to_string().contains("w9"), "{unknown}");
+    let wrong = tensor(&[2, 3], &[0.; 6]);
+    let shape = m.set_params([("w2", &zeros), ("w1", &wrong)]).unwrap_err();
+    assert!(shape.to_string().contains("w1"), "{shape}");
+    assert_eq!(m.params()["w1"], w1);
     assert_close(&run_y(&m), &reference(&p));
 }
 
