@@ -2,6 +2,7 @@
 //! thread or a worker thread it waits for) becomes an error message with the
 //! panic's location instead of unwinding further or printing to stderr.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
@@ -11,6 +12,15 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// The first panic message (with location) seen while a scope was active.
 static FIRST: Mutex<Option<String>> = Mutex::new(None);
 static HOOK: Once = Once::new();
+/// Held by the outermost [`catching`] scope of a thread: the message slot is
+/// process-wide, so scopes on different threads take turns (nested scopes on
+/// one thread do not wait for themselves).
+static SCOPE: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// How deep this thread is in [`catching`] scopes.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
 
 fn install_hook() {
     HOOK.call_once(|| {
@@ -37,13 +47,17 @@ fn install_hook() {
     });
 }
 
-/// Runs `f`; a panic becomes `Err(message at file:line)`.
+/// Runs `f`; a panic becomes `Err(message at file:line)`. Scopes on different
+/// threads run one at a time (`f` must not wait for another thread's scope).
 pub fn catching<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
+    let _turn = (DEPTH.get() == 0).then(|| SCOPE.lock().unwrap_or_else(|e| e.into_inner()));
+    DEPTH.set(DEPTH.get() + 1);
     *FIRST.lock().unwrap_or_else(|e| e.into_inner()) = None;
     ACTIVE.fetch_add(1, Ordering::SeqCst);
     let r = catch_unwind(AssertUnwindSafe(f));
     ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    DEPTH.set(DEPTH.get() - 1);
     r.map_err(|payload| {
         FIRST
             .lock()
