@@ -630,6 +630,34 @@ fn native_direct_conv_cases() {
     }
 }
 
+/// The native kernel's tiles of several output rows: every block size's tile
+/// (1–6 and 8 channels) over rows with leftover vectors and columns, heights
+/// that are no multiple of the tile's rows, padded rows (their kernel rows
+/// differ, so they run one per call) and, with one image, rows split into
+/// runs for the threads; both tiers, normal and checked.
+#[test]
+fn native_direct_conv_row_tiles() {
+    for o in [1, 2, 3, 4, 5, 6, 8] {
+        for (x, axes) in [
+            ([1, 2, 10, 29], [(3, 1, (1, 1), 1), (3, 1, (0, 0), 1)]),
+            ([2, 3, 9, 12], [(2, 1, (0, 0), 1), (2, 1, (0, 0), 1)]),
+        ] {
+            let case = (
+                x.to_vec(),
+                o,
+                axes.iter().map(|a| a.0).collect(),
+                axes.iter().map(|a| a.1).collect(),
+                axes.iter().map(|a| a.2).collect(),
+                axes.iter().map(|a| a.3).collect(),
+                1,
+                o % 2 == 0,
+                o as u64,
+            );
+            check_tiers(&conv_case(case)).unwrap();
+        }
+    }
+}
+
 /// A ReLU that is a convolution's only user is applied at the convolution's
 /// store (no kernel of its own): LeNet's conv → relu → pool on the direct
 /// native, direct f32x4 and implicit-GEMM paths, on both tiers, normal and

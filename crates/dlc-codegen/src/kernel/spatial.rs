@@ -29,6 +29,24 @@ pub fn native_conv_vectors(ob: usize) -> usize {
 pub const NATIVE_CONV_PACK_MAX: usize = 64 * 1024;
 
 impl SpatialOp {
+    /// The register tile of the native direct convolution with `ob` output
+    /// channels over output rows `width` columns wide: `(nv, nr)`, `nv` ymm vectors
+    /// of 8 columns (as many as fit the 16 registers with `ob × nv` accumulators,
+    /// `nv` input vectors and one broadcast weight, at most 3, and no more than the
+    /// row holds) × `nr` output rows, up to 3 while the `ob × nv × nr`
+    /// accumulators, the smaller of the `ob` broadcasts and the `nv × nr` input
+    /// vectors, and one more register fit 15 (with all 16 in use the compiler
+    /// spilled an accumulator: LeNet's second conv as 4 × 1 × 3 ran 1.3× slower
+    /// than 8 × 1 × 1). The rows of a tile share every weight broadcast.
+    pub fn native_conv_tile(ob: usize, width: usize) -> (usize, usize) {
+        let nv = native_conv_vectors(ob).min((width / 8).max(1));
+        let nr = (1..=3)
+            .rev()
+            .find(|&nr| ob * nv * nr + ob.min(nv * nr) < 15)
+            .unwrap_or(1);
+        (nv, nr)
+    }
+
     /// Elements of the block-interleaved weight copy of a direct convolution
     /// (`c_out · c_in/groups · kh · kw`), when it fits
     /// [`NATIVE_CONV_PACK_MAX`]; the native tier packs its weights there.

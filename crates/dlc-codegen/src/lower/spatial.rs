@@ -7,7 +7,7 @@ use super::Lower;
 use crate::CodegenError;
 use crate::kernel::{
     Activation, Blocking, GEMM_MR, GEMM_NR_MAX, Kernel, KernelOp, NATIVE_CONV_MAX_BLOCK,
-    NATIVE_CONV_PACK_MAX, SpatialOp, Window, native_conv_vectors,
+    NATIVE_CONV_PACK_MAX, SpatialOp, Window,
 };
 
 /// Lowers one node of the family.
@@ -107,16 +107,23 @@ pub(crate) fn spatial(shape: &[usize]) -> [usize; 2] {
 /// group up to 6, so that `oc_block × row vectors` accumulators fit in registers.
 ///
 /// On the native tier, the divisor up to [`NATIVE_CONV_MAX_BLOCK`] with the
-/// most multiply-adds per input load: `oc_block × ymm vectors` for output rows
-/// `width` wide (LeNet's second conv, 16 channels 8 wide, takes 8 × 1 rather
-/// than 4 × 3 with two vectors idle).
-fn oc_block(per_group: usize, native: bool, width: usize) -> usize {
+/// most multiply-adds per tap: `oc_block × ymm vectors × rows` of its register
+/// tile ([`SpatialOp::native_conv_tile`]) for `height × width` outputs (LeNet's second
+/// conv, 16 channels 8 wide, takes 4 channels × 1 vector × 2 rows rather than
+/// 8 × 1 × 1: as many multiply-adds, 6 loads instead of 9), then the fewest
+/// loads, then the larger block.
+fn oc_block(per_group: usize, native: bool, [height, width]: [usize; 2]) -> usize {
     let divisors = (1..=per_group).filter(|&b| per_group.is_multiple_of(b));
     if native {
-        let fmas = |b: usize| b * native_conv_vectors(b).min((width / 8).max(1));
+        // Multiply-adds and loads (inputs and broadcasts) per tap.
+        let tile = |b: usize| {
+            let (nv, nr) = SpatialOp::native_conv_tile(b, width);
+            let vectors = nv * nr.min(height);
+            (b * vectors, std::cmp::Reverse(b + vectors), b)
+        };
         divisors
             .filter(|&b| b <= NATIVE_CONV_MAX_BLOCK)
-            .max_by_key(|&b| (fmas(b), b))
+            .max_by_key(|&b| tile(b))
             .unwrap_or(1)
     } else {
         divisors.filter(|&b| b <= 6).max().unwrap_or(1)
@@ -210,7 +217,7 @@ fn conv(
     let Window { output, kernel, .. } = window;
     // The native direct kernel reads its weights packed into its scratch.
     let native = cx.native && 4 * w.numel() <= NATIVE_CONV_PACK_MAX;
-    let oc_block = oc_block(c_out / groups, native, output[1]);
+    let oc_block = oc_block(c_out / groups, native, output);
     let columns = out.numel() / (n * c_out);
     let gemm = if transposed {
         None

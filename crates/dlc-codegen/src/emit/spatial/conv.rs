@@ -8,6 +8,7 @@
 //! rows and the (unrolled) kernel columns; the input vector of a tap is loaded
 //! once and reused by every output channel of the block.
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::native::{self, RowKernel};
@@ -131,7 +132,9 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
         w_oc,
         w_c,
         native: match tier {
-            Tier::Native(_) => op.packed_weights().and(native::row_kernel(oc_block)),
+            Tier::Native(_) => op
+                .packed_weights()
+                .and(native::row_kernel(oc_block, window.output[1])),
             Tier::Portable => None,
         },
     };
@@ -217,7 +220,39 @@ impl Conv {
             .collect()
     }
 
-    /// The output rows `lo..hi` (indices into the phase) of a row phase.
+    /// The values of output row `qy` (an index into row phase `rp`) whose
+    /// valid kernel rows are `taps`.
+    fn row(
+        &self,
+        kb: &mut KernelBuilder,
+        block: &Block,
+        rp: &Phase,
+        qy: Value,
+        taps: TapRange,
+    ) -> Row {
+        let (k0, off0) = rp.first_tap();
+        let (dk, doff) = rp.tap_step();
+        let iy0 = kb.affine(qy, rp.in_step, 0);
+        let iy0 = add(kb, iy0, off0);
+        let x4 = kb.add_scaled(block.x4, iy0, 4 * self.w.input);
+        let w4 = add(kb, block.w4, (4 * k0 * self.w.kernel) as isize);
+        let oy = kb.affine(qy, rp.step, rp.first);
+        let out = kb.add_scaled(block.out, oy, self.w.output);
+        Row {
+            taps,
+            k_row: (k0, dk),
+            x4,
+            x_step4: 4 * doff * self.w.input as isize,
+            w4,
+            w_step4: (4 * dk * self.w.kernel) as isize,
+            out,
+        }
+    }
+
+    /// The output rows `lo..hi` (indices into the phase) of a row phase. On the
+    /// native tier the rows of the run with every kernel row valid go first,
+    /// one native call per column phase for all of them
+    /// ([`Conv::native_rows`]); the per-row loop then skips their interior.
     fn row_phase(
         &self,
         kb: &mut KernelBuilder,
@@ -226,36 +261,31 @@ impl Conv {
         (lo, hi): (Value, Value),
         cols: &[Phase],
     ) {
+        let full = self.native_rows(kb, block, rp, (lo, hi), cols);
         kb.for_range(lo, hi, 1, &[], |kb, qy, _| {
             let taps = tap_range(kb, rp, self.h.input, qy);
-            let (k0, off0) = rp.first_tap();
-            let (dk, doff) = rp.tap_step();
-            let iy0 = kb.affine(qy, rp.in_step, 0);
-            let iy0 = add(kb, iy0, off0);
-            let x4 = kb.add_scaled(block.x4, iy0, 4 * self.w.input);
-            let w4 = add(kb, block.w4, (4 * k0 * self.w.kernel) as isize);
-            let oy = kb.affine(qy, rp.step, rp.first);
-            let out = kb.add_scaled(block.out, oy, self.w.output);
-            let row = Row {
-                taps,
-                k_row: (k0, dk),
-                x4,
-                x_step4: 4 * doff * self.w.input as isize,
-                w4,
-                w_step4: (4 * dk * self.w.kernel) as isize,
-                out,
-            };
+            let row = self.row(kb, block, rp, qy, taps);
             for cp in cols {
-                // The native kernel takes blocks of 8 unit-stride columns.
-                let native = self.native.filter(|_| cp.in_step == 1 && cp.step == 1);
+                let native = self.native_kernel(cp);
                 let wide = if native.is_some() {
                     native::LANES / 4
                 } else {
                     self.wide
                 };
                 let mut run = |kb: &mut KernelBuilder, lo, hi| {
-                    if let Some(f) = native {
-                        self.native_run(kb, f, block, &row, cp, (lo, hi));
+                    let Some(f) = native else { return };
+                    let one = kb.int(1);
+                    let call = |kb: &mut KernelBuilder| {
+                        self.native_run(kb, f, block, &row, (rp, one), cp, (lo, hi));
+                    };
+                    match full {
+                        Some((a, b)) => {
+                            let before = kb.b.ins().icmp(IntCC::SignedLessThan, qy, a);
+                            let after = kb.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, qy, b);
+                            let outside = kb.b.ins().bor(before, after);
+                            kb.if_then(outside, call);
+                        }
+                        None => call(kb),
                     }
                 };
                 Columns::new(cp, self.w.input, wide).emit(

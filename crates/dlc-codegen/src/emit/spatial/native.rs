@@ -13,11 +13,14 @@
 //!
 //! Contract of a row kernel `f(x, w, out, bias, rows, cols, geometry…)`, all
 //! strides in elements:
-//! `out[o·out_oc + j] = act(bias[o] + Σ_{c, r, t} x[c·x_chan + r·x_row +
-//! t·x_col + j] · w[c·w_chan + r·w_row + t·w_col + o])` for `o` in
-//! `0..OB`, `j` in `0..cols` (a multiple of 8), `c` in `0..channels`, `r` in
-//! `0..rows`, `t` in `0..taps`; `bias` may be null (zero), `relu` non-zero
-//! applies ReLU (NaN kept). It reads and writes nothing else. The weights of
+//! `out[y·out_orow + o·out_oc + j] = act(bias[o] + Σ_{c, r, t} x[y·x_orow +
+//! c·x_chan + r·x_row + t·x_col + j] · w[c·w_chan + r·w_row + t·w_col + o])`
+//! for output row `y` in `0..out_rows`, `o` in `0..OB`, `j` in `0..cols` (a
+//! multiple of 8), `c` in `0..channels`, `r` in `0..rows`, `t` in `0..taps`;
+//! `bias` may be null (zero), `relu` non-zero applies ReLU (NaN kept). It reads
+//! and writes nothing else. The output rows of one call share their valid
+//! kernel rows; the kernel computes tiles of `NR` of them at once, sharing
+//! every weight broadcast ([`SpatialOp::native_conv_tile`]). The weights of
 //! one tap for the `OB` channels are adjacent: the kernel's weights are copied
 //! block-interleaved into its scratch first ([`emit_pack`]), so every
 //! broadcast addresses one pointer plus a constant.
@@ -26,7 +29,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Value, types};
 
 use crate::emit::builder::{KernelBuilder, PTR};
-use crate::kernel::native_conv_vectors;
+use crate::kernel::SpatialOp;
 
 /// Signature of a native row kernel (see the module docs).
 pub type RowKernel = unsafe extern "C" fn(
@@ -45,23 +48,27 @@ pub type RowKernel = unsafe extern "C" fn(
     x_chan: isize,
     w_chan: isize,
     out_oc: isize,
+    out_rows: isize,
+    x_orow: isize,
+    out_orow: isize,
     relu: isize,
 );
 
 /// Output columns per ymm vector.
 pub const LANES: usize = 8;
 
-/// The row kernel for `ob` output channels (1–6, 8, 12: what lowering picks),
-/// if this CPU has AVX2 and FMA.
-pub fn row_kernel(ob: usize) -> Option<RowKernel> {
+/// The row kernel for `ob` output channels (1–12) over output rows `width`
+/// columns wide, if this CPU has AVX2 and FMA.
+pub fn row_kernel(ob: usize, width: usize) -> Option<RowKernel> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return x86::pick(ob, native_conv_vectors(ob));
+            let (nv, nr) = SpatialOp::native_conv_tile(ob, width);
+            return x86::pick(ob, nv, nr);
         }
     }
-    let _ = ob;
+    let _ = (ob, width);
     None
 }
 
@@ -78,6 +85,13 @@ pub struct Call {
     pub bias: Option<Value>,
     /// Valid kernel rows (a value).
     pub rows: Value,
+    /// Output rows (a value; none when not positive), and the input and
+    /// output steps between them.
+    pub out_rows: Value,
+    /// See `out_rows`.
+    pub x_orow: isize,
+    /// See `out_rows`.
+    pub out_orow: isize,
     /// Output columns, a multiple of [`LANES`].
     pub cols: usize,
     /// Output channels of the block.
@@ -123,7 +137,7 @@ pub fn emit_call(kb: &mut KernelBuilder, f: RowKernel, args: &Args, c: &Call) {
     let call = |kb: &mut KernelBuilder| {
         let mut sig = kb.b.func.signature.clone();
         sig.params = vec![AbiParam::new(PTR); 4];
-        sig.params.extend([AbiParam::new(types::I64); 12]);
+        sig.params.extend([AbiParam::new(types::I64); 15]);
         sig.returns.clear();
         let sig = kb.b.import_signature(sig);
         let fp = kb.b.ins().iconst(PTR, f as usize as i64);
@@ -145,30 +159,41 @@ pub fn emit_call(kb: &mut KernelBuilder, f: RowKernel, args: &Args, c: &Call) {
             c.x_chan,
             c.w_chan,
             c.out_oc,
-            c.relu as isize,
         ];
         let mut vals = vec![x, w, out, bias, c.rows];
         vals.extend(consts.iter().map(|&k| kb.int(k as i64)));
+        vals.push(c.out_rows);
+        vals.extend([c.x_orow, c.out_orow, c.relu as isize].map(|k| kb.int(k as i64)));
         kb.b.ins().call_indirect(sig, fp, &vals);
     };
     if !kb.checked() {
         call(kb);
         return;
     }
-    // Checked mode: the input and weight regions span the extreme offsets
-    // over the channels, kernel rows, taps (and output channels or columns);
-    // steps may be negative (transposed convolutions). Without rows nothing is
-    // read, and the empty region at 0 is checked instead.
+    // Checked mode: the input, weight and output regions span the extreme
+    // offsets over the output rows, channels, kernel rows, taps (and output
+    // channels or columns); steps may be negative (transposed convolutions).
+    // Without kernel or output rows nothing is accessed, and the empty region
+    // at 0 is checked instead.
     let no_rows =
         kb.b.ins()
             .icmp_imm_s(IntCC::SignedLessThanOrEqual, c.rows, 0);
+    let no_out =
+        kb.b.ins()
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, c.out_rows, 0);
+    let empty = kb.b.ins().bor(no_rows, no_out);
     let (ch, taps) = ((c.channels - 1) as isize, (c.taps - 1) as isize);
-    let x_fixed = [(ch, c.x_chan), (taps, c.x_col), (c.cols as isize - 1, 1)];
-    let ok_x = region(kb, args.x, c.x4, c.rows, c.x_row, &x_fixed, no_rows);
+    let cols = c.cols as isize - 1;
+    let x_fixed = [(ch, c.x_chan), (taps, c.x_col), (cols, 1)];
+    let x_runs = [(c.rows, c.x_row), (c.out_rows, c.x_orow)];
+    let x = kb.b.ins().sshr_imm_s(c.x4, 2);
+    let ok_x = region(kb, args.x, x, &x_runs, &x_fixed, empty);
     let w_fixed = [(ch, c.w_chan), (taps, c.w_col), (c.ob as isize - 1, 1)];
-    let ok_w = region(kb, args.w, c.w4, c.rows, c.w_row, &w_fixed, no_rows);
-    let out_len = kb.int((c.ob as isize - 1) as i64 * c.out_oc as i64 + c.cols as i64);
-    let mut ok = kb.in_bounds(args.out, c.out, out_len, 4);
+    let w = kb.b.ins().sshr_imm_s(c.w4, 2);
+    let ok_w = region(kb, args.w, w, &[(c.rows, c.w_row)], &w_fixed, empty);
+    let out_fixed = [(c.ob as isize - 1, c.out_oc), (cols, 1)];
+    let out_runs = [(c.out_rows, c.out_orow)];
+    let mut ok = region(kb, args.out, c.out, &out_runs, &out_fixed, empty);
     let reads_ok = kb.b.ins().band(ok_x, ok_w);
     ok = kb.b.ins().band(ok, reads_ok);
     if let Some(b) = c.bias {
@@ -240,15 +265,15 @@ pub fn emit_pack(kb: &mut KernelBuilder, p: &Pack) {
     });
 }
 
-/// Whether the elements read from argument `arg` lie in bounds: from byte
-/// offset `first4`, every sum of `i·step` for `i` in `0..=n` over the `fixed`
-/// `(n, step)` pairs and `(rows − 1)·row`; the empty region at 0 when `empty`.
+/// Whether the elements accessed in argument `arg` lie in bounds: from
+/// element `first`, every sum of `i·step` for `i` in `0..=n` over the `fixed`
+/// `(n, step)` pairs and of `i·step` for `i` in `0..count` over the run-time
+/// `(count, step)` pairs of `runs`; the empty region at 0 when `empty`.
 fn region(
     kb: &mut KernelBuilder,
     arg: usize,
-    first4: Value,
-    rows: Value,
-    row: isize,
+    first: Value,
+    runs: &[(Value, isize)],
     fixed: &[(isize, isize)],
     empty: Value,
 ) -> Value {
@@ -257,16 +282,16 @@ fn region(
         let d = (n * step) as i64;
         (lo, hi) = (lo + d.min(0), hi + d.max(0));
     }
-    let span = kb.b.ins().iadd_imm_s(rows, -1);
-    let span = kb.b.ins().imul_imm_s(span, row.abs() as i64);
-    let first = kb.b.ins().sshr_imm_s(first4, 2);
-    let first = kb.b.ins().iadd_imm_s(first, lo);
-    let first = if row < 0 {
-        kb.b.ins().isub(first, span)
-    } else {
-        first
-    };
-    let len = kb.b.ins().iadd_imm_s(span, hi - lo + 1);
+    let mut first = kb.b.ins().iadd_imm_s(first, lo);
+    let mut len = kb.int(hi - lo + 1);
+    for &(count, step) in runs {
+        let span = kb.b.ins().iadd_imm_s(count, -1);
+        let span = kb.b.ins().imul_imm_s(span, step.abs() as i64);
+        if step < 0 {
+            first = kb.b.ins().isub(first, span);
+        }
+        len = kb.b.ins().iadd(len, span);
+    }
     let zero = kb.int(0);
     let first = kb.b.ins().select(empty, zero, first);
     let len = kb.b.ins().select(empty, zero, len);
@@ -291,16 +316,17 @@ mod x86;
 mod tests {
     use super::*;
 
-    /// A 3-channel, 2-row, 3-tap row kernel call against a naive sum, with and
-    /// without bias and ReLU, for every block size.
+    /// A 3-channel, 2-row, 3-tap row kernel call over several output rows
+    /// against a naive sum, with and without bias and ReLU, for every block
+    /// size and the tile of each row width.
     #[test]
     fn row_kernels_match_a_naive_sum() {
         let (channels, rows, taps, cols) = (3usize, 2usize, 3usize, 40usize);
-        let (x_col, x_row, x_chan) = (2usize, 50usize, 120usize);
+        let (x_col, x_row, x_chan, x_orow) = (2usize, 50usize, 400usize, 90usize);
         // Weights with the 12 channels of a tap adjacent, and a gap per row.
         let (w_col, w_row) = (12usize, 12 * taps + 1);
         let w_chan = rows * w_row;
-        let out_oc = cols + 5;
+        let (out_oc, out_orow) = (cols + 5, 12 * (cols + 5) + 3);
         let x: Vec<f32> = (0..channels * x_chan)
             .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
             .collect();
@@ -308,14 +334,16 @@ mod tests {
             .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
             .collect();
         let bias: Vec<f32> = (0..12).map(|o| o as f32 - 5.5).collect();
-        for ob in 1..=12 {
-            let Some(f) = row_kernel(ob) else {
+        for (ob, width) in (1..=12).flat_map(|ob| [8, 16, 24].map(|wd| (ob, wd))) {
+            let Some(f) = row_kernel(ob, width) else {
                 // Every block size lowering picks has a kernel where AVX2 exists.
                 assert!(crate::emit::gemm::native::detect().is_none(), "ob {ob}");
                 return;
             };
-            for (with_bias, relu) in [(false, false), (true, true)] {
-                let mut out = vec![7.0f32; ob * out_oc];
+            for (with_bias, relu, out_rows) in
+                [(false, false, 1), (true, true, 4), (true, false, 3)]
+            {
+                let mut out = vec![7.0f32; out_rows * out_orow];
                 let b = if with_bias {
                     bias.as_ptr()
                 } else {
@@ -340,36 +368,45 @@ mod tests {
                         s(x_chan),
                         s(w_chan),
                         s(out_oc),
+                        s(out_rows),
+                        s(x_orow),
+                        s(out_orow),
                         relu as isize,
                     )
                 };
-                for o in 0..ob {
-                    for j in 0..cols {
-                        let mut want = if with_bias { bias[o] } else { 0.0 };
-                        for c in 0..channels {
-                            for r in 0..rows {
-                                for t in 0..taps {
-                                    want += x[c * x_chan + r * x_row + t * x_col + j]
-                                        * w[c * w_chan + r * w_row + t * w_col + o];
+                let written = |i: usize| {
+                    let (y, r) = (i / out_orow, i % out_orow);
+                    y < out_rows && r % out_oc < cols && r / out_oc < ob
+                };
+                for y in 0..out_rows {
+                    for o in 0..ob {
+                        for j in 0..cols {
+                            let mut want = if with_bias { bias[o] } else { 0.0 };
+                            for c in 0..channels {
+                                for r in 0..rows {
+                                    for t in 0..taps {
+                                        want += x
+                                            [y * x_orow + c * x_chan + r * x_row + t * x_col + j]
+                                            * w[c * w_chan + r * w_row + t * w_col + o];
+                                    }
                                 }
                             }
+                            if relu {
+                                want = want.max(0.0);
+                            }
+                            let got = out[y * out_orow + o * out_oc + j];
+                            // 18 products of magnitude ≤ 2: f32 rounding stays far below 1e-4.
+                            assert!(
+                                (got - want).abs() < 1e-4,
+                                "ob {ob} width {width} y {y} o {o} j {j}: {got} vs {want}"
+                            );
                         }
-                        if relu {
-                            want = want.max(0.0);
-                        }
-                        let got = out[o * out_oc + j];
-                        // 18 products of magnitude ≤ 2: f32 rounding stays far below 1e-4.
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "ob {ob} o {o} j {j}: {got} vs {want}"
-                        );
                     }
-                    assert!(
-                        out[o * out_oc + cols..(o + 1) * out_oc]
-                            .iter()
-                            .all(|&v| v == 7.0)
-                    );
                 }
+                assert!(
+                    (0..out.len()).all(|i| written(i) || out[i] == 7.0),
+                    "ob {ob} width {width}: a write outside the outputs"
+                );
             }
         }
     }

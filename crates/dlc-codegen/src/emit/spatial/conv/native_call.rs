@@ -1,23 +1,66 @@
 //! The native row kernel's calls for a convolution's interior columns.
 
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::super::native::{self, RowKernel};
-use super::super::{Phase, TapRange};
+use super::super::{Columns, Phase, TapRange};
 use super::{Block, Conv, Row, add, lin};
 use crate::emit::builder::KernelBuilder;
 use crate::kernel::Activation;
 
 impl Conv {
+    /// The native row kernel for column phase `cp`, if it runs its interior
+    /// (native tier, unit input and output strides: blocks of 8 columns).
+    pub(super) fn native_kernel(&self, cp: &Phase) -> Option<RowKernel> {
+        self.native.filter(|_| cp.in_step == 1 && cp.step == 1)
+    }
+
+    /// The rows of the run `lo..hi` of row phase `rp` that have every kernel
+    /// row valid (`a..b`, run-time bounds, possibly empty): their interior
+    /// columns of every native column phase by one call each. `None` when
+    /// nothing runs natively or no row of the phase has every kernel row.
+    pub(super) fn native_rows(
+        &self,
+        kb: &mut KernelBuilder,
+        block: &Block,
+        rp: &Phase,
+        (lo, hi): (Value, Value),
+        cols: &[Phase],
+    ) -> Option<(Value, Value)> {
+        let (fa, fb) = rp.interior(self.h.input);
+        let natives: Vec<_> = cols
+            .iter()
+            .filter_map(|cp| Some((cp, self.native_kernel(cp)?)))
+            .collect();
+        if fa >= fb || natives.is_empty() {
+            return None;
+        }
+        let (fa, fb) = (kb.int(fa as i64), kb.int(fb as i64));
+        let a = kb.b.ins().smax(lo, fa);
+        let b = kb.b.ins().smin(hi, fb);
+        let count = kb.b.ins().isub(b, a);
+        let row = self.row(kb, block, rp, a, TapRange::Const(0, rp.taps.len()));
+        for (cp, f) in natives {
+            let (lo, hi) = Columns::new(cp, self.w.input, native::LANES / 4).blocks;
+            if lo < hi {
+                self.native_run(kb, f, block, &row, (rp, count), cp, (lo, hi));
+            }
+        }
+        Some((a, b))
+    }
+
     /// The interior columns `lo..hi` of phase `cp` (unit strides, a multiple
     /// of 8 wide) for every channel of the block, by one call of the native
-    /// row kernel `f`.
+    /// row kernel `f`, for `count` consecutive output rows of row phase `rp`
+    /// from `row` (which share its valid kernel rows).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn native_run(
         &self,
         kb: &mut KernelBuilder,
         f: RowKernel,
         block: &Block,
         row: &Row,
+        (rp, count): (&Phase, Value),
         cp: &Phase,
         (lo, hi): (usize, usize),
     ) {
@@ -55,6 +98,9 @@ impl Conv {
             x_chan: (self.h.input * self.w.input) as isize,
             w_chan: (self.h.kernel * kw * ob) as isize,
             out_oc: (self.h.output * self.w.output) as isize,
+            out_rows: count,
+            x_orow: (rp.in_step * self.w.input) as isize,
+            out_orow: (rp.step * self.w.output) as isize,
             relu: self.act == Activation::Relu,
         };
         let args = native::Args {

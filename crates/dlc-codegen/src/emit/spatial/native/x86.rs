@@ -15,43 +15,59 @@ struct Geometry {
     x_chan: isize,
     w_chan: isize,
     out_oc: isize,
+    x_orow: isize,
+    out_orow: isize,
     relu: bool,
 }
 
-/// The row kernel for `OB` channels and blocks of `nv` vectors.
-pub(super) fn pick(ob: usize, nv: usize) -> Option<RowKernel> {
+/// The row kernel for `ob` channels and tiles of `nv` vectors × `nr` rows
+/// (the pairs [`crate::kernel::SpatialOp::native_conv_tile`] picks); the columns left
+/// over from the `nv`-vector blocks take single vectors × the rows of the
+/// one-vector tile.
+pub(super) fn pick(ob: usize, nv: usize, nr: usize) -> Option<RowKernel> {
     macro_rules! table {
-        ($(($o:literal, $v:literal)),*) => {
-            match (ob, nv) {
-                $(($o, $v) => Some(row::<$o, $v> as RowKernel),)*
+        ($(($o:literal, $v:literal, $r:literal, $t:literal)),*) => {
+            match (ob, nv, nr) {
+                $(($o, $v, $r) => Some(row::<$o, $v, $r, $t> as RowKernel),)*
                 _ => None,
             }
         };
     }
     table!(
-        (1, 3),
-        (2, 3),
-        (3, 3),
-        (4, 3),
-        (5, 2),
-        (6, 2),
-        (7, 1),
-        (8, 1),
-        (9, 1),
-        (10, 1),
-        (11, 1),
-        (12, 1)
+        (1, 1, 3, 3),
+        (1, 2, 3, 3),
+        (1, 3, 3, 3),
+        (2, 1, 3, 3),
+        (2, 2, 3, 3),
+        (2, 3, 2, 3),
+        (3, 1, 3, 3),
+        (3, 2, 1, 3),
+        (3, 3, 1, 3),
+        (4, 1, 2, 2),
+        (4, 2, 1, 2),
+        (4, 3, 1, 2),
+        (5, 1, 2, 2),
+        (5, 2, 1, 2),
+        (6, 1, 2, 2),
+        (6, 2, 1, 2),
+        (7, 1, 1, 1),
+        (8, 1, 1, 1),
+        (9, 1, 1, 1),
+        (10, 1, 1, 1),
+        (11, 1, 1, 1),
+        (12, 1, 1, 1)
     )
 }
 
-/// The row kernel: blocks of `NV` vectors, then single vectors.
+/// The row kernel: tiles of `NR` output rows × `NV` vectors, then the
+/// columns left over in tiles of `TR` rows × single vectors.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; the pointers must be valid for the
 /// accesses of the module contract.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe extern "C" fn row<const OB: usize, const NV: usize>(
+unsafe extern "C" fn row<const OB: usize, const NV: usize, const NR: usize, const TR: usize>(
     x: *const f32,
     w: *const f32,
     out: *mut f32,
@@ -67,6 +83,9 @@ unsafe extern "C" fn row<const OB: usize, const NV: usize>(
     x_chan: isize,
     w_chan: isize,
     out_oc: isize,
+    out_rows: isize,
+    x_orow: isize,
+    out_orow: isize,
     relu: isize,
 ) {
     let g = Geometry {
@@ -79,30 +98,67 @@ unsafe extern "C" fn row<const OB: usize, const NV: usize>(
         x_chan,
         w_chan,
         out_oc,
+        x_orow,
+        out_orow,
         relu: relu != 0,
     };
     let cols = cols as usize;
-    let wide = NV * LANES;
-    let mut j = 0;
-    // SAFETY: every block reads and writes inside the regions of the contract.
+    let blocks = cols / (NV * LANES) * (NV * LANES);
+    // SAFETY: every tile reads and writes inside the regions of the contract.
     unsafe {
-        while j + wide <= cols {
-            block::<OB, NV>(x.add(j), w, out.add(j), bias, rows, &g);
-            j += wide;
-        }
-        while j + LANES <= cols {
-            block::<OB, 1>(x.add(j), w, out.add(j), bias, rows, &g);
-            j += LANES;
+        tiles::<OB, NV, NR>(x, w, out, bias, rows, (0, blocks), out_rows, &g);
+        tiles::<OB, 1, TR>(x, w, out, bias, rows, (blocks, cols), out_rows, &g);
+    }
+}
+
+/// The columns `j0..j1` (a multiple of `NV` vectors) of the `out_rows` output
+/// rows: tiles of `NR` rows, then single rows.
+///
+/// # Safety
+/// As [`row`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tiles<const OB: usize, const NV: usize, const NR: usize>(
+    x: *const f32,
+    w: *const f32,
+    out: *mut f32,
+    bias: *const f32,
+    rows: isize,
+    (j0, j1): (usize, usize),
+    out_rows: isize,
+    g: &Geometry,
+) {
+    let wide = NV * LANES;
+    let mut r = 0;
+    // SAFETY: the caller guarantees the accesses (module contract).
+    unsafe {
+        while r < out_rows {
+            let (xr, outr) = (x.offset(r * g.x_orow), out.offset(r * g.out_orow));
+            let tile = r + NR as isize <= out_rows;
+            let mut j = j0;
+            while j < j1 {
+                let (xj, outj) = (xr.add(j), outr.add(j));
+                if tile {
+                    block::<OB, NV, NR>(xj, w, outj, bias, rows, g);
+                } else {
+                    block::<OB, NV, 1>(xj, w, outj, bias, rows, g);
+                }
+                j += wide;
+            }
+            r += if tile { NR as isize } else { 1 };
         }
     }
 }
 
-/// `OB × NV` vectors of outputs from column 0 of `x` and `out`.
+/// `OB` channels × `NR` rows × `NV` vectors of outputs from column 0 of `x`
+/// and `out`. Each tap loads the `NR × NV` input vectors and broadcasts the
+/// `OB` weights once; whichever set is smaller is loaded first and kept in
+/// registers while the other streams past it.
 ///
 /// # Safety
 /// As [`row`].
 #[inline(always)]
-unsafe fn block<const OB: usize, const NV: usize>(
+unsafe fn block<const OB: usize, const NV: usize, const NR: usize>(
     x: *const f32,
     w: *const f32,
     out: *mut f32,
@@ -112,10 +168,10 @@ unsafe fn block<const OB: usize, const NV: usize>(
 ) {
     // SAFETY: the caller guarantees the accesses (module contract).
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); NV]; OB];
+        let mut acc = [[[_mm256_setzero_ps(); NV]; NR]; OB];
         if !bias.is_null() {
             for (o, a) in acc.iter_mut().enumerate() {
-                *a = [_mm256_broadcast_ss(&*bias.add(o)); NV];
+                *a = [[_mm256_broadcast_ss(&*bias.add(o)); NV]; NR];
             }
         }
         let (mut xc, mut wc) = (x, w);
@@ -124,12 +180,30 @@ unsafe fn block<const OB: usize, const NV: usize>(
             for _ in 0..rows {
                 let (mut xt, mut wt) = (xr, wr);
                 for _ in 0..g.taps {
-                    let xs: [__m256; NV] =
-                        std::array::from_fn(|v| _mm256_loadu_ps(xt.add(v * LANES)));
-                    for (o, a) in acc.iter_mut().enumerate() {
-                        let wv = _mm256_broadcast_ss(&*wt.add(o));
-                        for (av, &xv) in a.iter_mut().zip(&xs) {
-                            *av = _mm256_fmadd_ps(wv, xv, *av);
+                    let load = |r: usize, v: usize| {
+                        _mm256_loadu_ps(xt.offset(r as isize * g.x_orow).add(v * LANES))
+                    };
+                    let weight = |o: usize| _mm256_broadcast_ss(&*wt.add(o));
+                    if OB <= NR * NV {
+                        let ws: [__m256; OB] = std::array::from_fn(weight);
+                        for r in 0..NR {
+                            for v in 0..NV {
+                                let xv = load(r, v);
+                                for (a, &wv) in acc.iter_mut().zip(&ws) {
+                                    a[r][v] = _mm256_fmadd_ps(wv, xv, a[r][v]);
+                                }
+                            }
+                        }
+                    } else {
+                        let xs: [[__m256; NV]; NR] =
+                            std::array::from_fn(|r| std::array::from_fn(|v| load(r, v)));
+                        for (o, a) in acc.iter_mut().enumerate() {
+                            let wv = weight(o);
+                            for (ar, xr) in a.iter_mut().zip(&xs) {
+                                for (av, &xv) in ar.iter_mut().zip(xr) {
+                                    *av = _mm256_fmadd_ps(wv, xv, *av);
+                                }
+                            }
                         }
                     }
                     xt = xt.offset(g.x_col);
@@ -143,14 +217,17 @@ unsafe fn block<const OB: usize, const NV: usize>(
         }
         let zero = _mm256_setzero_ps();
         for (o, a) in acc.iter().enumerate() {
-            for (v, &r) in a.iter().enumerate() {
-                // ReLU keeps v where v > 0 or unordered (NaN propagates).
-                let r = if g.relu {
-                    _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(r, zero), r)
-                } else {
-                    r
-                };
-                _mm256_storeu_ps(out.offset(o as isize * g.out_oc).add(v * LANES), r);
+            for (r, ar) in a.iter().enumerate() {
+                let dst = out.offset(o as isize * g.out_oc + r as isize * g.out_orow);
+                for (v, &val) in ar.iter().enumerate() {
+                    // ReLU keeps v where v > 0 or unordered (NaN propagates).
+                    let val = if g.relu {
+                        _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(val, zero), val)
+                    } else {
+                        val
+                    };
+                    _mm256_storeu_ps(dst.add(v * LANES), val);
+                }
             }
         }
     }
