@@ -29,7 +29,7 @@ pub fn emit(kb: &mut KernelBuilder, k: &ElemKernel, n_inputs: usize) {
 /// Whether the whole expression can run on f32x4 lanes: f32 throughout, and
 /// every leaf contiguous or broadcast along the innermost dim (a strided view,
 /// such as a slice with a step, cannot be read as one vector).
-fn vectorizable(k: &ElemKernel) -> bool {
+pub(crate) fn vectorizable(k: &ElemKernel) -> bool {
     k.leaves
         .iter()
         .all(|l| l.dtype == DType::F32 && matches!(l.strides.last(), None | Some(0 | 1)))
@@ -75,6 +75,23 @@ fn emit_level(
         });
         return;
     }
+    emit_row(kb, k, n_inputs, vector, (lo, hi), bases, &strides);
+}
+
+/// Emits the innermost loop over `lo..hi`: `bases` holds each leaf's (and
+/// last, the output's) element offset at index 0 of the loop, `strides` their
+/// strides along it. f32x4 lanes with a scalar tail when `vector`; leaves
+/// broadcast along the loop (stride 0) are loaded once.
+pub(crate) fn emit_row(
+    kb: &mut KernelBuilder,
+    k: &ElemKernel,
+    n_inputs: usize,
+    vector: bool,
+    (lo, hi): (Value, Value),
+    bases: &[Value],
+    strides: &[usize],
+) {
+    let d = k.shape.len() - 1;
     // Innermost dim: hoist loads of leaves broadcast along it.
     let hoisted: Vec<Option<Value>> = k
         .leaves
@@ -104,7 +121,7 @@ fn emit_level(
                 Lanes { vector: true },
                 i,
                 bases,
-                &strides,
+                strides,
                 &hoisted,
             );
             vec![]
@@ -129,7 +146,7 @@ fn emit_level(
             Lanes { vector: false },
             i,
             bases,
-            &strides,
+            strides,
             &scalar_hoisted,
         );
         vec![]

@@ -3,7 +3,7 @@
 mod backward;
 pub mod builder;
 mod copy;
-mod elementwise;
+pub(crate) mod elementwise;
 pub mod gemm;
 mod jit;
 /// The small-matmul helpers under their former path (used by the spatial and sequence emitters).
@@ -11,7 +11,7 @@ pub(crate) mod matmul {
     pub(crate) use super::gemm::small::{activate, batch_offset};
 }
 pub mod math;
-mod norm;
+pub(crate) mod norm;
 mod reduce;
 mod sequence;
 mod spatial;

@@ -9,7 +9,7 @@ mod batchnorm;
 mod gather;
 mod loss;
 pub(crate) mod rows;
-mod stats;
+pub(crate) mod stats;
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};

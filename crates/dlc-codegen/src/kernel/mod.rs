@@ -7,6 +7,7 @@
 //! [`Kernel::parallel`]: the compiled function receives a sub-range of it.
 
 mod backward;
+mod epilogue;
 mod norm;
 mod sequence;
 mod spatial;
@@ -14,6 +15,7 @@ mod spatial;
 use dlc_ir::{BinaryOp, DType, NodeId, ReduceKind, UnaryOp};
 
 pub use backward::BackwardOp;
+pub use epilogue::{Epilogue, RowNorm};
 pub use norm::NormOp;
 pub use sequence::SequenceOp;
 pub use spatial::{
@@ -285,6 +287,11 @@ impl MatMulKernel {
         }
     }
 
+    /// Argument index of C: the first after A, B, the bias and the epilogue's inputs.
+    pub fn c_arg(&self) -> usize {
+        2 + self.bias.is_some() as usize + self.epilogue.as_ref().map_or(0, |e| e.inputs)
+    }
+
     /// Block sizes for this product.
     pub fn blocking(&self) -> Blocking {
         let round = |x: usize, q: usize| x.div_ceil(q) * q;
@@ -345,4 +352,6 @@ pub struct MatMulKernel {
     pub bias: Option<usize>,
     /// Activation applied to C.
     pub activation: Activation,
+    /// Consumers of C fused into this kernel (applied after the bias and activation).
+    pub epilogue: Option<Box<Epilogue>>,
 }

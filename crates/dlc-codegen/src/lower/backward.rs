@@ -134,6 +134,7 @@ fn conv_weight_grad(
         },
         bias: None,
         activation: Activation::Identity,
+        epilogue: None,
     };
     let out = cx.result_buffer(ValueId::first(id));
     push_matmul(cx, mk, vec![dy_t, col], out, vec![id]);
@@ -240,6 +241,7 @@ fn attention_grad(
             b: bv,
             bias: None,
             activation: Activation::Identity,
+            epilogue: None,
         };
         push_matmul(cx, mk, vec![a_buf, b_buf], out, vec![id]);
     };

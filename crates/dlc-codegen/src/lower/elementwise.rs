@@ -34,6 +34,9 @@ pub fn lower(cx: &mut Lower, root: NodeId) -> Result<(), CodegenError> {
         shape,
         ..
     } = b;
+    if super::epilogue::absorb_elementwise(cx, &k, &shape, &inputs, &members, root) {
+        return Ok(());
+    }
     collapse(&mut k, &shape);
     let numel = out_ty.numel();
     let out = cx.result_buffer(ValueId::first(root));

@@ -10,6 +10,7 @@
 
 mod backward;
 mod elementwise;
+mod epilogue;
 mod fusion;
 mod grid_grad;
 mod norm;

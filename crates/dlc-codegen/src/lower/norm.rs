@@ -73,6 +73,9 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
             );
         }
         Op::LayerNorm { axis, eps } => {
+            if super::epilogue::absorb_layernorm(cx, id, eps as f32) {
+                return Ok(());
+            }
             let (rows, len, _) = split3(&x.shape, axis, x.rank());
             let op = NormOp::LayerNorm {
                 rows,

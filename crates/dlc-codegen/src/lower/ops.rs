@@ -304,6 +304,7 @@ fn matmul(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
         b,
         bias: None,
         activation: Activation::Identity,
+        epilogue: None,
     };
     let out = cx.result_buffer(ValueId::first(id));
     push_matmul(cx, mk, vec![a_buf, b_buf], out, vec![id]);

@@ -47,6 +47,7 @@ pub(super) fn gemm(
         b,
         bias: bias.map(|_| 0),
         activation: Activation::Identity,
+        epilogue: None,
     };
     push_matmul(cx, mk, inputs, out, vec![id]);
 }

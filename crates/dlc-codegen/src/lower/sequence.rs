@@ -60,6 +60,7 @@ fn gemm(
         b,
         bias: bias.map(|(_, off)| off),
         activation: Activation::Identity,
+        epilogue: None,
     };
     push_matmul(cx, mk, inputs, out, vec![id]);
 }

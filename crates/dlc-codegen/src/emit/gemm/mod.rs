@@ -25,6 +25,7 @@
 //! (the micro-kernel call, portable or native).
 
 pub mod conv;
+mod epilogue;
 mod micro;
 pub mod native;
 mod nest;
@@ -106,16 +107,22 @@ struct Gemm<'a> {
     bp_base: usize,
     /// Element offset of the edge tile in scratch.
     tile_base: usize,
+    /// The product whose epilogue runs on finished rows of C.
+    epilogue: Option<&'a MatMulKernel>,
 }
 
 /// Emits a matrix product.
 pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
     if !mm.packed() {
         small::emit(kb, mm);
+        let (rows, cols) = ((kb.start, kb.end), (kb.int(0), kb.int(mm.n as i64)));
+        epilogue::apply(kb, mm, rows, cols);
         return;
     }
     if let Some(f) = unpacked::applies(mm, tier) {
-        unpacked::emit(kb, mm, f);
+        let rows = unpacked::emit(kb, mm, f);
+        let cols = (kb.int(0), kb.int(mm.n as i64));
+        epilogue::apply(kb, mm, rows, cols);
         return;
     }
     let bias = mm.bias.map(|_| BiasAxis::Columns);
@@ -127,7 +134,8 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, tier: Tier) {
         bias,
         mm.activation,
         tier,
-    );
+    )
+    .fusing(mm);
     let (m, n) = (mm.m as i64, mm.n as i64);
     let (start, end) = (kb.start, kb.end);
     let (rows, cols) = if mm.split_columns() {
@@ -191,6 +199,7 @@ impl<'a> Gemm<'a> {
             s: n_in + 1,
             bp_base: bl.mc * bl.kc,
             tile_base: bl.mc * bl.kc + bl.kc * bl.nc,
+            epilogue: None,
         };
         debug_assert!(
             GEMM_NR_MAX.is_multiple_of(g.nr)
@@ -198,5 +207,32 @@ impl<'a> Gemm<'a> {
                 && bl.mc.is_multiple_of(g.mr)
         );
         g
+    }
+
+    /// The same GEMM applying `mm`'s epilogue (whose inputs come before C).
+    fn fusing(self, mm: &'a MatMulKernel) -> Self {
+        let c = mm.c_arg();
+        Gemm {
+            c,
+            s: c + 1,
+            epilogue: mm.epilogue.is_some().then_some(mm),
+            ..self
+        }
+    }
+
+    /// Applies the epilogue (if any) to the finished rows `rows` (of this
+    /// product, at `offs`), columns `cols`.
+    fn finish_rows(
+        &self,
+        kb: &mut KernelBuilder,
+        offs: &Offsets,
+        rows: (Value, Value),
+        cols: (Value, Value),
+    ) {
+        let Some(mm) = self.epilogue else { return };
+        let first = kb.b.ins().udiv_imm_u(offs.c, self.n as i64);
+        let lo = kb.b.ins().iadd(first, rows.0);
+        let hi = kb.b.ins().iadd(first, rows.1);
+        epilogue::apply(kb, mm, (lo, hi), cols);
     }
 }

@@ -1,8 +1,10 @@
 //! The blocked loop nest of a GEMM (BLIS order): column, depth and row blocks
 //! of the sizes in [`Blocking`](crate::kernel::Blocking), the A and B blocks
 //! packed at the right depth of the nest, then the `mr × nr` tiles of each
-//! packed block.
+//! packed block; the fused epilogue runs on each row block as soon as it is
+//! finished.
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::{Gemm, Offsets};
@@ -32,6 +34,7 @@ impl Gemm<'_> {
                     self.tiles(kb, offs, [(ic, mc), (jc, nc), (pc, kc)]);
                 });
             });
+            self.finish_rows(kb, offs, rows, cols);
             return;
         }
         for_blocks(kb, cols, bl.nc, |kb, jc, nc| {
@@ -40,6 +43,19 @@ impl Gemm<'_> {
                 for_blocks(kb, rows, bl.mc, |kb, ic, mc| {
                     self.pack_a(kb, offs.a, ic, mc, rows.1, pc, kc);
                     self.tiles(kb, offs, [(ic, mc), (jc, nc), (pc, kc)]);
+                    if self.epilogue.is_some() {
+                        // The block's rows are finished after the last depth
+                        // block of the last column block.
+                        let k_end = kb.b.ins().iadd(pc, kc);
+                        let n_end = kb.b.ins().iadd(jc, nc);
+                        let last_k = kb.b.ins().icmp_imm_s(IntCC::Equal, k_end, self.k as i64);
+                        let last_n = kb.b.ins().icmp(IntCC::Equal, n_end, cols.1);
+                        let finished = kb.b.ins().band(last_k, last_n);
+                        kb.if_then(finished, |kb| {
+                            let end = kb.b.ins().iadd(ic, mc);
+                            self.finish_rows(kb, offs, (ic, end), cols);
+                        });
+                    }
                 });
             });
         });

@@ -174,7 +174,7 @@ fn strip(kb: &mut KernelBuilder, mm: &MatMulKernel, at: &Rows, vectors: Option<u
                 sum = kb.b.ins().fadd(sum, bias);
             }
             sum = activate(kb, l, mm.activation, sum);
-            let out_arg = if mm.bias.is_some() { 3 } else { 2 };
+            let out_arg = mm.c_arg();
             kb.store_at(sum, out_arg, c, 4, (4 * (r * mm.n + 4 * v)) as i32);
         }
     }

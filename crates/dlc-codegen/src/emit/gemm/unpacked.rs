@@ -7,7 +7,7 @@
 //! of A (the input projection of a batch-1 recurrence: 50 × 128 · 128 × 1024)
 //! cost more than the product itself.
 
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::Tier;
 use super::small::activate;
@@ -36,15 +36,16 @@ pub fn applies(mm: &MatMulKernel, tier: Tier) -> Option<NtKernel> {
     nt::detect().filter(|_| fits)
 }
 
-/// Emits the product for the kernel's row panels (`GEMM_MR` rows each).
-pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, f: NtKernel) {
+/// Emits the product for the kernel's row panels (`GEMM_MR` rows each);
+/// returns the range of rows of C it computed.
+pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, f: NtKernel) -> (Value, Value) {
     let (start, end) = (kb.start, kb.end);
     let lo = kb.b.ins().imul_imm_s(start, GEMM_MR as i64);
     let hi = kb.b.ins().imul_imm_s(end, GEMM_MR as i64);
     let mv = kb.int(mm.m as i64);
     let hi = kb.b.ins().smin(hi, mv);
     let rows = kb.b.ins().isub(hi, lo);
-    let n_in = 2 + mm.bias.is_some() as usize;
+    let n_in = mm.c_arg();
     let a_first = kb.b.ins().imul_imm_s(lo, mm.a.row_stride as i64);
     let a = Operand {
         arg: 0,
@@ -64,7 +65,7 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, f: NtKernel) {
     let forward = kb.int(0);
     nt::emit_call(kb, f, rows, (mm.n, mm.k), a, w, c, forward);
     if mm.bias.is_none() && matches!(mm.activation, Activation::Identity) {
-        return;
+        return (lo, hi);
     }
     // The epilogue over rows lo..hi.
     let n = mm.n;
@@ -83,4 +84,5 @@ pub fn emit(kb: &mut KernelBuilder, mm: &MatMulKernel, f: NtKernel) {
         });
         vec![]
     });
+    (lo, hi)
 }
