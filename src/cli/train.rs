@@ -177,13 +177,13 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode, Error> {
             None => None,
         };
         println!(
-            "{epoch:>5}  {:>10.4}  {:>9}  {:>9}  {:>8}  {:>6.2} s  {:>10.0}",
+            "{epoch:>5}  {:>10.4}  {:>9}  {:>9}  {:>8}  {:>8}  {:>10.0}",
             m.loss,
             pct(m.accuracy()).unwrap_or_else(|| "-".into()),
             t.map_or("-".into(), |t| format!("{:.4}", t.loss)),
             t.and_then(|t| pct(t.accuracy()))
                 .unwrap_or_else(|| "-".into()),
-            m.seconds,
+            seconds(m.seconds),
             m.examples as f64 / m.seconds.max(1e-9)
         );
         let nan = f64::NAN;
@@ -207,6 +207,13 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode, Error> {
         println!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An epoch's time with three significant digits: `2.45 ms`, `31.2 s`.
+fn seconds(s: f64) -> String {
+    let (v, unit) = if s < 1.0 { (s * 1e3, "ms") } else { (s, "s") };
+    let decimals = if v < 10.0 { 2 } else if v < 100.0 { 1 } else { 0 };
+    format!("{v:.decimals$} {unit}")
 }
 
 fn pct(x: Option<f64>) -> Option<String> {
