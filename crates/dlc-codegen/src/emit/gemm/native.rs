@@ -72,28 +72,60 @@ mod x86 {
     ) {
         // SAFETY: the caller guarantees the accesses (see the module contract).
         unsafe {
+            // Fetch the C tile while the depth loop runs: its rows are `ldc`
+            // apart (often a multiple of 4 KiB) and usually outside L1/L2.
+            for r in 0..6 {
+                let p = c.add(r * ldc);
+                _mm_prefetch::<_MM_HINT_T0>(p.cast());
+                _mm_prefetch::<_MM_HINT_T0>(p.add(15).cast());
+            }
             let mut acc = [[_mm256_setzero_ps(); 2]; 6];
             let (mut a, mut b) = (a, b);
-            for _ in 0..kc {
-                let b0 = _mm256_loadu_ps(b);
-                let b1 = _mm256_loadu_ps(b.add(8));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let ar = _mm256_broadcast_ss(&*a.add(r));
-                    row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
-                    row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
+            for _ in 0..kc / 4 {
+                for u in 0..4 {
+                    step(&mut acc, a.add(6 * u), b.add(16 * u));
                 }
+                a = a.add(24);
+                b = b.add(64);
+            }
+            for _ in 0..kc % 4 {
+                step(&mut acc, a, b);
                 a = a.add(6);
                 b = b.add(16);
             }
+            // Every load of C before any store: a store to row `r` followed by a
+            // load of row `r + 1`, 4 KiB apart, would look like a dependency
+            // to the CPU (4K aliasing) and stall the load.
+            if accumulate != 0 {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let p = c.add(r * ldc);
+                    row[0] = _mm256_add_ps(_mm256_loadu_ps(p), row[0]);
+                    row[1] = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), row[1]);
+                }
+            }
             for (r, row) in acc.iter().enumerate() {
                 let p = c.add(r * ldc);
-                if accumulate != 0 {
-                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), row[0]));
-                    _mm256_storeu_ps(p.add(8), _mm256_add_ps(_mm256_loadu_ps(p.add(8)), row[1]));
-                } else {
-                    _mm256_storeu_ps(p, row[0]);
-                    _mm256_storeu_ps(p.add(8), row[1]);
-                }
+                _mm256_storeu_ps(p, row[0]);
+                _mm256_storeu_ps(p.add(8), row[1]);
+            }
+        }
+    }
+
+    /// One depth step of the 6×16 kernel: two B vectors, six broadcasts of A,
+    /// twelve multiply-adds.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `a` valid for 6 reads, `b` for 16.
+    #[inline(always)]
+    unsafe fn step(acc: &mut [[__m256; 2]; 6], a: *const f32, b: *const f32) {
+        // SAFETY: see the function's contract.
+        unsafe {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
             }
         }
     }
