@@ -22,7 +22,11 @@ pub type MicroKernel = unsafe extern "C" fn(
     accumulate: u64,
 );
 
-/// A natively compiled micro-kernel and its tile shape.
+/// Signature of a native B packing routine (see [`NativeKernel::pack_b_rows`]).
+pub type PackRows =
+    unsafe extern "C" fn(kc: usize, panels: usize, src: *const f32, ld: usize, dst: *mut f32);
+
+/// A natively compiled micro-kernel, its tile shape and its packing routine.
 #[derive(Clone, Copy, Debug)]
 pub struct NativeKernel {
     /// Name for reports (`avx2-6x16`).
@@ -33,6 +37,11 @@ pub struct NativeKernel {
     pub nr: usize,
     /// The function.
     pub f: MicroKernel,
+    /// `f(kc, panels, src, ld, dst)` packs `kc` rows (`ld` floats apart) of
+    /// `panels · nr` contiguous floats from `src` into `panels` k-major panels
+    /// at `dst` (panel `j`, row `p` at `dst + (j·kc + p)·nr`). It reads and
+    /// writes nothing else (prefetch hints aside, which cannot fault).
+    pub pack_b_rows: PackRows,
 }
 
 /// The best native micro-kernel this CPU supports, if any.
@@ -46,6 +55,7 @@ pub fn detect() -> Option<NativeKernel> {
                 mr: 6,
                 nr: 16,
                 f: x86::kernel_6x16_avx2,
+                pack_b_rows: x86::pack_b_rows_16_avx,
             });
         }
     }
@@ -111,6 +121,41 @@ mod x86 {
         }
     }
 
+    /// Packs rows of B into 16-column panels (the contract of
+    /// [`NativeKernel::pack_b_rows`](super::NativeKernel)), reading each row
+    /// contiguously and prefetching the row after the next: every row of a
+    /// large B block is a page of its own, where the hardware prefetcher stops.
+    ///
+    /// # Safety
+    /// AVX; `src` valid for reads of `kc` rows of `16·panels` floats `ld`
+    /// apart, `dst` for writes of `16·panels·kc` floats.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe extern "C" fn pack_b_rows_16_avx(
+        kc: usize,
+        panels: usize,
+        src: *const f32,
+        ld: usize,
+        dst: *mut f32,
+    ) {
+        // SAFETY: the caller guarantees the accesses; prefetches never fault
+        // and their addresses are formed with wrapping arithmetic.
+        unsafe {
+            for p in 0..kc {
+                let row = src.add(p * ld);
+                let ahead = row.wrapping_add(2 * ld);
+                let mut d = dst.add(16 * p);
+                for j in 0..panels {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * j).cast());
+                    let x0 = _mm256_loadu_ps(row.add(16 * j));
+                    let x1 = _mm256_loadu_ps(row.add(16 * j + 8));
+                    _mm256_storeu_ps(d, x0);
+                    _mm256_storeu_ps(d.add(8), x1);
+                    d = d.add(16 * kc);
+                }
+            }
+        }
+    }
+
     /// One depth step of the 6×16 kernel: two B vectors, six broadcasts of A,
     /// twelve multiply-adds.
     ///
@@ -165,5 +210,27 @@ mod tests {
                 "padding untouched"
             );
         }
+    }
+
+    #[test]
+    fn native_packing_places_every_row_piece_in_its_panel() {
+        let Some(k) = detect() else { return };
+        let (kc, panels, ld) = (5, 3, 3 * k.nr + 7);
+        let src: Vec<f32> = (0..kc * ld).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; panels * kc * k.nr + 1];
+        // SAFETY: `src` holds kc rows of ld ≥ panels·nr floats; `dst` the packed block and one more.
+        unsafe { (k.pack_b_rows)(kc, panels, src.as_ptr(), ld, dst.as_mut_ptr()) };
+        for j in 0..panels {
+            for p in 0..kc {
+                for q in 0..k.nr {
+                    assert_eq!(dst[(j * kc + p) * k.nr + q], src[p * ld + j * k.nr + q]);
+                }
+            }
+        }
+        assert_eq!(
+            dst[panels * kc * k.nr],
+            -1.0,
+            "nothing written past the block"
+        );
     }
 }

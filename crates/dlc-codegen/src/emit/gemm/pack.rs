@@ -8,8 +8,9 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{BSource, Gemm};
+use super::{BSource, Gemm, Tier};
 use crate::emit::builder::KernelBuilder;
+use crate::emit::sequence::nt::{Extent, byte_ptr, call_native};
 use crate::kernel::MatView;
 
 impl Gemm<'_> {
@@ -56,7 +57,10 @@ impl Gemm<'_> {
 
     /// Packs a whole block (every panel inside B) of a unit-stride B row by
     /// row: row `p` of the block is read contiguously, its `nr`-column pieces
-    /// go to row `p` of each panel (`kc · nr` floats apart in scratch).
+    /// go to row `p` of each panel (`kc · nr` floats apart in scratch). On the
+    /// native tier one call of the tier's packing routine does it (256-bit
+    /// copies, software prefetch across the rows' pages); in checked mode the
+    /// call runs only when both regions are proven in bounds.
     #[allow(clippy::too_many_arguments)]
     fn pack_b_rows(
         &self,
@@ -69,6 +73,32 @@ impl Gemm<'_> {
         kc: Value,
     ) {
         let nr = self.nr as i64;
+        if let Tier::Native(k) = self.tier {
+            let row = kb.add_scaled(b_off, pc, v.row_stride);
+            let first = kb.b.ins().iadd(row, jc);
+            let panels = kb.b.ins().udiv_imm_s(nc, nr);
+            let dst = kb.int(self.bp_base as i64);
+            let len = kb.b.ins().imul(kc, nc);
+            let one = kb.int(1);
+            let extents = [
+                Extent {
+                    arg: 1,
+                    first,
+                    dims: [(kc, v.row_stride), (nc, 1)],
+                },
+                Extent {
+                    arg: self.s,
+                    first: dst,
+                    dims: [(len, 1), (one, 0)],
+                },
+            ];
+            let src = byte_ptr(kb, 1, first);
+            let dst_ptr = byte_ptr(kb, self.s, dst);
+            let ld = kb.int(v.row_stride as i64);
+            let args = [kc, panels, src, ld, dst_ptr];
+            call_native(kb, k.pack_b_rows as usize, &args, &extents);
+            return;
+        }
         let zero = kb.int(0);
         let panel_step = kb.b.ins().imul_imm_s(kc, nr);
         kb.for_range(zero, kc, 1, &[], |kb, p, _| {
