@@ -658,6 +658,163 @@ fn native_direct_conv_row_tiles() {
     }
 }
 
+/// One fused-pooling case: `conv(x) [→ relu] → max_pool(pool, stride)` with
+/// the convolution's `conv_stride` and `padding`, and whether the conv result
+/// (or its ReLU) also feeds a second output.
+struct PoolCase {
+    x: [usize; 4],
+    o: usize,
+    conv_stride: [usize; 2],
+    padding: [(usize, usize); 2],
+    relu: bool,
+    pool: (usize, usize, usize, PoolKind),
+    shared: bool,
+}
+
+/// The graph of a [`PoolCase`] (3×3 kernel with bias).
+fn pool_case_graph(c: &PoolCase) -> Case {
+    let mut g = Graph::new("conv_pool");
+    let xv = g
+        .add_source(Op::Input, "x", TensorType::f32(c.x.to_vec()), None)
+        .unwrap();
+    let p = |g: &mut Graph, name: &str, shape: Vec<usize>| {
+        let init = Init::Uniform { lo: -1.0, hi: 1.0 };
+        let ty = TensorType::f32(shape);
+        g.add_source(Op::Param { init }, name, ty, None).unwrap()
+    };
+    let w = p(&mut g, "w", vec![c.o, c.x[1], 3, 3]);
+    let b = p(&mut g, "b", vec![c.o]);
+    let attrs = ConvAttrs {
+        stride: c.conv_stride.to_vec(),
+        padding: c.padding.to_vec(),
+        dilation: vec![1, 1],
+        groups: 1,
+    };
+    let mut v = ValueId::first(g.add_anon(Op::Conv(attrs), &[xv, w, b]).unwrap());
+    if c.relu {
+        v = ValueId::first(g.add_anon(Op::Unary(UnaryOp::Relu), &[v]).unwrap());
+    }
+    let (k, stride, pad, kind) = c.pool;
+    let pool = PoolAttrs {
+        kind,
+        kernel: vec![k, k],
+        stride: vec![stride, stride],
+        padding: vec![(pad, pad); 2],
+    };
+    let y = g.add_anon(Op::Pool(pool), &[v]).unwrap();
+    g.add_output("y", ValueId::first(y));
+    if c.shared {
+        let e = g.add_anon(Op::Unary(UnaryOp::Exp), &[v]).unwrap();
+        g.add_output("e", ValueId::first(e));
+    }
+    let (inputs, params) = random_values(&g, 23);
+    Case {
+        seed: 23,
+        ops: 3,
+        graph: g,
+        inputs,
+        params,
+    }
+}
+
+/// A max pooling (square windows at their own stride, no padding) that is the
+/// only user of a direct convolution (or of its absorbed ReLU) runs in the
+/// convolution's kernel, which pools its rows from the scratch: odd conv
+/// outputs (the last row/column dropped), padding, conv strides (the f32x4
+/// path), windows of 2 and 3, with and without ReLU, one and two images, on
+/// both tiers, normal and checked. Not fused (a separate pool kernel, same
+/// results): a pooling with padding, with a stride other than its window, an
+/// average pooling, a conv result with a second user, and a block output
+/// beyond the scratch limit.
+#[test]
+fn max_pool_after_conv_runs_in_the_conv_kernel() {
+    let max = PoolKind::Max;
+    let base = PoolCase {
+        x: [2, 1, 12, 20],
+        o: 6,
+        conv_stride: [1, 1],
+        padding: [(1, 1), (0, 1)],
+        relu: true,
+        pool: (2, 2, 0, max),
+        shared: false,
+    };
+    let fused = [
+        PoolCase { ..base },
+        PoolCase {
+            x: [1, 6, 12, 12],
+            o: 12,
+            padding: [(0, 0); 2],
+            ..base
+        },
+        PoolCase {
+            x: [2, 3, 13, 17],
+            o: 4,
+            relu: false,
+            pool: (3, 3, 0, max),
+            ..base
+        },
+        PoolCase {
+            x: [1, 2, 15, 21],
+            o: 5,
+            conv_stride: [2, 2],
+            padding: [(1, 0), (1, 1)],
+            ..base
+        },
+        PoolCase {
+            x: [1, 3, 11, 40],
+            o: 8,
+            conv_stride: [1, 2],
+            ..base
+        },
+    ];
+    let separate = [
+        PoolCase {
+            pool: (2, 2, 1, max),
+            ..base
+        },
+        PoolCase {
+            pool: (2, 1, 0, max),
+            ..base
+        },
+        PoolCase {
+            pool: (
+                2,
+                2,
+                0,
+                PoolKind::Avg {
+                    count_include_pad: true,
+                },
+            ),
+            ..base
+        },
+        PoolCase {
+            shared: true,
+            ..base
+        },
+        PoolCase {
+            x: [1, 1, 70, 70],
+            o: 2,
+            ..base
+        },
+    ];
+    for (cases, want_fused) in [(&fused, true), (&separate, false)] {
+        for c in cases.iter() {
+            let case = pool_case_graph(c);
+            for portable in [false, true] {
+                let mut opts = RuntimeOptions::default();
+                opts.codegen.portable = portable;
+                let model = CompiledModel::new(&case.graph, &case.params, &opts).unwrap();
+                let kernels = &model.program().lowered.kernels;
+                let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
+                let pooled = !names.iter().any(|n| n.ends_with("_pool"));
+                let (x, o, pool) = (c.x, c.o, c.pool);
+                assert_eq!(pooled, want_fused, "x {x:?} o {o} {pool:?}: {names:?}");
+            }
+            check_tiers(&case).unwrap();
+        }
+    }
+}
+
 /// A ReLU that is a convolution's only user is applied at the convolution's
 /// store (no kernel of its own): LeNet's conv → relu → pool on the direct
 /// native, direct f32x4 and implicit-GEMM paths, on both tiers, normal and

@@ -149,7 +149,7 @@ impl KernelOp {
         match self {
             KernelOp::MatMul(m) => m.scratch_bytes(),
             KernelOp::Spatial(SpatialOp::Conv { gemm: Some(b), .. }) => b.scratch_bytes(),
-            KernelOp::Spatial(op) => 4 * op.packed_weights().unwrap_or(0),
+            KernelOp::Spatial(op) => 4 * op.scratch_elems(),
             KernelOp::Sequence(s) => s.scratch_bytes(),
             _ => 0,
         }

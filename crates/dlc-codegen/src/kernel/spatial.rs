@@ -29,6 +29,10 @@ pub fn native_conv_vectors(ob: usize) -> usize {
 pub const NATIVE_CONV_PACK_MAX: usize = 64 * 1024;
 
 impl SpatialOp {
+    /// The largest block output (`oc_block · oh · ow · 4` bytes) a convolution
+    /// keeps in its scratch to pool it (see `SpatialOp::Conv::pool`): L1-sized.
+    pub const POOL_FUSE_MAX: usize = 32 * 1024;
+
     /// The register tile of the native direct convolution with `ob` output
     /// channels over output rows `width` columns wide: `(nv, nr)`, `nv` ymm vectors
     /// of 8 columns (as many as fit the 16 registers with `ob × nv` accumulators,
@@ -45,6 +49,23 @@ impl SpatialOp {
             .find(|&nr| ob * nv * nr + ob.min(nv * nr) < 15)
             .unwrap_or(1);
         (nv, nr)
+    }
+
+    /// Elements of a direct kernel's per-thread scratch: the packed weights
+    /// ([`SpatialOp::packed_weights`]), then for a pooled convolution the
+    /// block's conv output `[oc_block, oh, ow]`.
+    pub fn scratch_elems(&self) -> usize {
+        let packed = self.packed_weights().unwrap_or(0);
+        match *self {
+            SpatialOp::Conv {
+                oc_block,
+                pool,
+                window,
+                gemm: None,
+                ..
+            } if pool > 1 => packed + oc_block * window.output[0] * window.output[1],
+            _ => packed,
+        }
     }
 
     /// Elements of the block-interleaved weight copy of a direct convolution
@@ -116,6 +137,12 @@ pub enum SpatialOp {
         bias: bool,
         /// Activation applied at the store.
         activation: Activation,
+        /// Max pooling of `pool × pool` windows at stride `pool` (no padding,
+        /// direct kernels only) applied to the result before it is stored (1:
+        /// none): the output is `[n, c_out, oh / pool, ow / pool]`. Each
+        /// block's conv rows go to the scratch first ([`SpatialOp::POOL_FUSE_MAX`] bytes
+        /// at most).
+        pool: usize,
         /// `Some` when the convolution runs as implicit GEMMs through the packed
         /// micro-kernels (per image and group, `C[og, oh·ow] = W[og, cg·kh·kw] ·
         /// im2col(x)`), with this blocking (`kc` a multiple of `kh·kw`); then the

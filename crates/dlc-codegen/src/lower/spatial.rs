@@ -1,7 +1,7 @@
 //! Lowering of convolutions, transposed convolutions and pooling to one
 //! [`SpatialOp`] kernel each (1-D ops become 2-D ops of height 1).
 
-use dlc_ir::{NodeId, Op, UnaryOp, ValueId};
+use dlc_ir::{NodeId, Op, PoolKind, UnaryOp, ValueId};
 
 use super::Lower;
 use crate::CodegenError;
@@ -43,7 +43,7 @@ pub fn lower(cx: &mut Lower, id: NodeId) -> Result<(), CodegenError> {
             let parallel = planes * row_chunks;
             push(
                 cx,
-                (id, id),
+                (id, &[]),
                 "pool",
                 op,
                 parallel,
@@ -253,6 +253,7 @@ fn conv(
         transposed,
         bias: ops.len() == 3,
         activation: Activation::Identity,
+        pool: 1,
         gemm,
     };
     // Multiply-adds: every (output, tap) pair of a convolution, every (input, tap)
@@ -264,19 +265,64 @@ fn conv(
     } * kernel[0]
         * kernel[1];
     let name = if transposed { "conv_transpose" } else { "conv" };
-    let SpatialOp::Conv { activation, .. } = &mut op else {
+    let SpatialOp::Conv {
+        activation,
+        pool,
+        row_chunks,
+        ..
+    } = &mut op
+    else {
         unreachable!("a convolution")
     };
-    let result = match relu_user(cx, id) {
-        Some(r) => {
-            *activation = Activation::Relu;
-            cx.absorbed.insert(r);
-            r
-        }
-        None => id,
-    };
-    push(cx, (id, result), name, op, parallel, 2.0 * macs as f64);
+    let mut absorbed = vec![];
+    if let Some(r) = relu_user(cx, id) {
+        *activation = Activation::Relu;
+        absorbed.push(r);
+    }
+    let mut parallel = parallel;
+    let result = absorbed.last().copied().unwrap_or(id);
+    let fits = 4 * oc_block * output[0] * output[1] <= SpatialOp::POOL_FUSE_MAX;
+    let fusable = gemm.is_none() && !transposed && fits;
+    if let Some((p, k)) =
+        pool_user(cx, result, [n, c_out, output[0], output[1]]).filter(|_| fusable)
+    {
+        *pool = k;
+        *row_chunks = self::row_chunks(blocks, output[0] / k);
+        parallel = blocks * *row_chunks;
+        absorbed.push(p);
+    }
+    cx.absorbed.extend(absorbed.iter().copied());
+    push(cx, (id, &absorbed), name, op, parallel, 2.0 * macs as f64);
     Ok(())
+}
+
+/// The max pooling that is the only user of `id` (a convolution's result of
+/// shape `conv`), with its window `k`, when the convolution's kernel can pool
+/// its rows before storing them: `id` is not a graph output, the pooling is
+/// not inlined elsewhere, and it has square `k × k` windows at stride `k`
+/// without padding over 2-D images (the rows and columns past the last whole
+/// window are never read).
+fn pool_user(cx: &Lower, id: NodeId, conv: [usize; 4]) -> Option<(NodeId, usize)> {
+    let g = cx.g;
+    let mut users: Vec<NodeId> = g.users(id).collect();
+    users.dedup();
+    let [p] = users[..] else { return None };
+    let is_output = g.outputs().iter().any(|o| o.value == ValueId::first(id));
+    let Op::Pool(a) = &g.node(p).op else {
+        return None;
+    };
+    let k = a.kernel.first().copied()?;
+    let square = a.kernel == [k, k] && a.stride == [k, k];
+    let pooled = [conv[0], conv[1], conv[2] / k, conv[3] / k];
+    let fits = g.ty(ValueId::first(p)).shape[..] == pooled[..];
+    let ok = a.kind == PoolKind::Max
+        && k > 1
+        && square
+        && a.padding.iter().all(|&pad| pad == (0, 0))
+        && fits
+        && !is_output
+        && !cx.fused.contains(&p);
+    ok.then_some((p, k))
 }
 
 /// The ReLU that is the only user of convolution `id`, when the convolution's
@@ -293,10 +339,11 @@ fn relu_user(cx: &Lower, id: NodeId) -> Option<NodeId> {
 }
 
 /// Appends the kernel of node `id`, reading all its operands and writing the
-/// result of node `result` (`id` itself, or an absorbed ReLU of it).
+/// result of the last of the nodes it `absorbed` (`id` itself when none: an
+/// absorbed ReLU and/or max pooling of it).
 fn push(
     cx: &mut Lower,
-    (id, result): (NodeId, NodeId),
+    (id, absorbed): (NodeId, &[NodeId]),
     name: &str,
     op: SpatialOp,
     parallel: usize,
@@ -306,6 +353,7 @@ fn push(
     let inputs = operands.iter().map(|&v| cx.buf(v)).collect();
     let mut bytes: usize = operands.iter().map(|&v| cx.g.ty(v).size_bytes()).sum();
     bytes += cx.g.ty(ValueId::first(id)).size_bytes();
+    let result = absorbed.last().copied().unwrap_or(id);
     let out = cx.result_buffer(ValueId::first(result));
     cx.push_kernel(Kernel {
         name: name.to_string(),
@@ -315,11 +363,7 @@ fn push(
         parallel,
         flops,
         bytes: bytes as f64,
-        nodes: if result == id {
-            vec![id]
-        } else {
-            vec![id, result]
-        },
+        nodes: [&[id][..], absorbed].concat(),
         in_place: vec![],
     });
 }

@@ -19,6 +19,7 @@ use crate::kernel::{Activation, SpatialOp};
 
 mod direct;
 mod native_call;
+mod pooled;
 
 /// Vector registers a block may occupy: `oc_block × wide` accumulators, `wide`
 /// input vectors, and a weight plus a copy of it (x64 has 16).
@@ -47,11 +48,16 @@ struct Conv {
 }
 
 /// Per-block values: byte offsets of the block's first input channel (of its
-/// group) and first weight, and the element index of its first output.
+/// group) and first weight, and where the conv rows go: the element index of
+/// the block's first output (row 0) in argument `out_arg`, with `oc_stride`
+/// elements between channels (the output, or a pooled convolution's scratch).
+#[derive(Clone, Copy)]
 struct Block {
     x4: Value,
     w4: Value,
     out: Value,
+    out_arg: usize,
+    oc_stride: usize,
     oc0: Value,
     /// Scratch element index of the block's packed weights (native tier).
     packed: Value,
@@ -105,6 +111,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
         transposed,
         bias,
         activation,
+        pool,
         ..
     } = *op
     else {
@@ -165,6 +172,11 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp, tier: Tier) {
         let g = kb.b.ins().udiv_imm_u(oc0, og as i64);
         let ocl0 = kb.b.ins().urem_imm_u(oc0, og as i64);
         let block = c.block(kb, img, g, ocl0, oc0);
+        if pool > 1 {
+            let (lo, hi) = row_run(kb, h.output / pool, row_chunks, chunk);
+            c.pooled_rows(kb, &block, (&rows[0], &cols), (pool, op, img), (lo, hi));
+            return vec![];
+        }
         for rp in &rows {
             let (lo, hi) = row_run(kb, rp.count, row_chunks, chunk);
             c.row_phase(kb, &block, rp, (lo, hi), &cols);
@@ -200,6 +212,8 @@ impl Conv {
             x4,
             w4,
             out,
+            out_arg: self.out_arg(),
+            oc_stride: ohw,
             oc0,
             packed,
         }

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
-use crate::kernel::SpatialOp;
+use crate::kernel::{SpatialOp, Window};
 
 const V: Lanes = Lanes { vector: true };
 
@@ -31,6 +31,9 @@ struct Pool {
     kind: PoolKind,
     h: Dim,
     w: Dim,
+    /// Argument indices of the input and the output.
+    x_arg: usize,
+    out_arg: usize,
 }
 
 /// Per-output-row values.
@@ -53,16 +56,59 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
         unreachable!("pool::emit takes a pooling")
     };
     let [h, w] = dims(&window);
-    let pool = Pool { kind, h, w };
-    let rp = &h.phases(false)[0];
-    let cp = &w.phases(false)[0];
+    let pool = Pool {
+        kind,
+        h,
+        w,
+        x_arg: 0,
+        out_arg: 1,
+    };
     let (start, end) = (kb.start, kb.end);
     kb.for_range(start, end, 1, &[], |kb, p, _| {
         let chunk = kb.b.ins().urem_imm_u(p, row_chunks as i64);
         let p = kb.b.ins().udiv_imm_u(p, row_chunks as i64);
         let x_plane = kb.affine(p, 4 * h.input * w.input, 0);
         let out_plane = kb.affine(p, h.output * w.output, 0);
-        let (lo, hi) = row_run(kb, h.output, row_chunks, chunk);
+        let rows = row_run(kb, h.output, row_chunks, chunk);
+        pool.plane_rows(kb, x_plane, out_plane, rows);
+        vec![]
+    });
+}
+
+/// Max pooling of one plane of argument `x_arg` (from byte offset `x4`) into
+/// output rows `lo..hi` of a plane of argument `out_arg` (from element
+/// `out`), as [`emit`] pools each plane; `window` has no padding.
+pub(super) fn max_rows(
+    kb: &mut KernelBuilder,
+    window: &Window,
+    (x_arg, x4): (usize, Value),
+    (out_arg, out): (usize, Value),
+    rows: (Value, Value),
+) {
+    let [h, w] = dims(window);
+    let pool = Pool {
+        kind: PoolKind::Max,
+        h,
+        w,
+        x_arg,
+        out_arg,
+    };
+    pool.plane_rows(kb, x4, out, rows);
+}
+
+impl Pool {
+    /// Output rows `lo..hi` of the plane at input byte offset `x_plane` and
+    /// output element `out_plane`.
+    fn plane_rows(
+        &self,
+        kb: &mut KernelBuilder,
+        x_plane: Value,
+        out_plane: Value,
+        (lo, hi): (Value, Value),
+    ) {
+        let (h, w) = (self.h, self.w);
+        let rp = &h.phases(false)[0];
+        let cp = &w.phases(false)[0];
         kb.for_range(lo, hi, 1, &[], |kb, qy, _| {
             let taps = tap_range(kb, rp, h.input, qy);
             let iy0 = kb.affine(qy, h.stride, 0);
@@ -74,17 +120,14 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SpatialOp) {
                 kb,
                 WIDE,
                 None,
-                &mut |kb, q, n| pool.vectors(kb, &row, cp, q, n),
+                &mut |kb, q, n| self.vectors(kb, &row, cp, q, n),
                 None,
-                &mut |kb, q| pool.scalar(kb, &row, cp, q),
+                &mut |kb, q| self.scalar(kb, &row, cp, q),
             );
             vec![]
         });
-        vec![]
-    });
-}
+    }
 
-impl Pool {
     fn identity(&self) -> f32 {
         match self.kind {
             PoolKind::Max => f32::NEG_INFINITY,
@@ -173,10 +216,10 @@ impl Pool {
                         kb.b.ins()
                             .iadd_imm_s(xj, 4 * (off as i64 + (4 * v * is) as i64));
                     let xs = if pair {
-                        let (even, odd) = load_even_odd(kb, 0, i);
+                        let (even, odd) = load_even_odd(kb, self.x_arg, i);
                         vec![even, odd]
                     } else {
-                        vec![load_x4(kb, 0, i, is)]
+                        vec![load_x4(kb, self.x_arg, i, is)]
                     };
                     for x in xs {
                         (acc[v], nan[v]) = self.combine_x4(kb, acc[v], nan[v], x);
@@ -199,7 +242,7 @@ impl Pool {
             let r = self.finish(kb, V, row, a, cols);
             let idx = kb.b.ins().iadd(row.out, q);
             let idx = kb.b.ins().iadd_imm_s(idx, 4 * v as i64);
-            kb.store(r, 1, idx, 4);
+            kb.store(r, self.out_arg, idx, 4);
         }
     }
 
@@ -220,7 +263,7 @@ impl Pool {
             let mut a = acc[0];
             for &(ok, safe) in &bounds {
                 let i = kb.add_scaled(xj, safe, 4);
-                let x = load_pure(kb, types::F32, 0, i);
+                let x = load_pure(kb, types::F32, self.x_arg, i);
                 let c = self.combine(kb, a, x);
                 a = kb.b.ins().select(ok, c, a);
             }
@@ -233,6 +276,6 @@ impl Pool {
         }
         let r = self.finish(kb, Lanes { vector: false }, row, acc[0], cols);
         let idx = kb.b.ins().iadd(row.out, q);
-        kb.store(r, 1, idx, 4);
+        kb.store(r, self.out_arg, idx, 4);
     }
 }

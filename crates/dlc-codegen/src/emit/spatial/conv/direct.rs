@@ -125,12 +125,12 @@ impl Conv {
         let acc = self.accumulate(kb, row, cp, (col0, col_step), init, &tap);
         let out = kb.affine(q, cp.step, cp.first);
         let out = kb.b.ins().iadd(row.out, out);
-        let ohw = self.h.output * self.w.output;
+        let ohw = block.oc_stride;
         for (a, &v) in acc.iter().enumerate() {
             let (i, l) = (a / n, a % n);
             let r = activate(kb, Lanes { vector: true }, self.act, v);
             let idx = add(kb, out, (i * ohw + 4 * l * cp.step) as isize);
-            store_x4(kb, r, self.out_arg(), idx, cp.step);
+            store_x4(kb, r, block.out_arg, idx, cp.step);
         }
     }
 
@@ -192,11 +192,11 @@ impl Conv {
         let acc = self.accumulate(kb, row, cp, col, init, &tap);
         let out = kb.affine(q, cp.step, cp.first);
         let out = kb.b.ins().iadd(row.out, out);
-        let ohw = self.h.output * self.w.output;
+        let ohw = block.oc_stride;
         for (i, &v) in acc.iter().enumerate() {
             let r = activate(kb, Lanes { vector: true }, self.act, v);
             let idx = add(kb, out, (i * ohw) as isize);
-            store_x4(kb, r, self.out_arg(), idx, cp.step);
+            store_x4(kb, r, block.out_arg, idx, cp.step);
         }
     }
 
@@ -232,11 +232,11 @@ impl Conv {
         let acc = self.accumulate(kb, row, cp, col, bias, &tap);
         let out = kb.affine(q, cp.step, cp.first);
         let out = kb.b.ins().iadd(row.out, out);
-        let ohw = self.h.output * self.w.output;
+        let ohw = block.oc_stride;
         for (i, &v) in acc.iter().enumerate() {
             let r = activate(kb, Lanes { vector: false }, self.act, v);
             let idx = add(kb, out, (i * ohw) as isize);
-            kb.store(r, self.out_arg(), idx, 4);
+            kb.store(r, block.out_arg, idx, 4);
         }
     }
 }

@@ -97,7 +97,7 @@ impl Conv {
             w_row: (dkh * kw * ob) as isize,
             x_chan: (self.h.input * self.w.input) as isize,
             w_chan: (self.h.kernel * kw * ob) as isize,
-            out_oc: (self.h.output * self.w.output) as isize,
+            out_oc: block.oc_stride as isize,
             out_rows: count,
             x_orow: (rp.in_step * self.w.input) as isize,
             out_orow: (rp.step * self.w.output) as isize,
@@ -107,7 +107,7 @@ impl Conv {
             x: 0,
             w: self.out_arg() + 1,
             bias: 2,
-            out: self.out_arg(),
+            out: block.out_arg,
         };
         native::emit_call(kb, f, &args, &call);
     }
