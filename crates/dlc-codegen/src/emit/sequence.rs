@@ -7,7 +7,6 @@ mod attention;
 mod flash;
 mod gates;
 mod grid_lstm;
-mod nn;
 pub(crate) mod nt;
 mod recurrent;
 
@@ -26,7 +25,8 @@ const V: Lanes = Lanes { vector: true };
 const S: Lanes = Lanes { vector: false };
 
 /// Emits the body of a sequence kernel; the native tier also selects the
-/// native products of [`nt`] and [`nn`] and the native gate math of [`gates`].
+/// native products of [`nt`], the native gate math of [`gates`] and the native
+/// attention of [`flash`].
 pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
     let native = matches!(tier, Tier::Native(_));
     let nt = nt::detect().filter(|_| native);
@@ -58,7 +58,7 @@ pub fn emit(kb: &mut KernelBuilder, op: &SequenceOp, k: &Kernel, tier: Tier) {
             hidden,
             keep_gates,
         } => grid_lstm::emit(kb, [*rows, *cols, *batch, *features, *hidden], *keep_gates),
-        SequenceOp::Attention { .. } => attention::emit(kb, op, nn::detect().filter(|_| native)),
+        SequenceOp::Attention { .. } => attention::emit(kb, op, flash::detect().filter(|_| native)),
     }
 }
 

@@ -4,7 +4,7 @@
 //! sum `l` per query row: the output is rescaled by `exp(m_old - m_new)` and
 //! accumulated with the block's weighted values, and finally divided by `l`.
 //!
-//! The native tier runs the block's products through the native NN kernel
+//! The native tier runs each query block as one call of an AVX2 kernel
 //! ([`super::flash`]); the portable tier (here) walks the block's rows one at
 //! a time: keys are scored into a small scratch row and the weighted values are
 //! accumulated in registers, 32 output columns at a time.
@@ -12,7 +12,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::nn::NnKernel;
+use super::flash::FlashKernel;
 use super::{
     Row, S, V, dot1, dot4, fadd, fill_row, flash, fmax, for_lanes, horizontal, load_plus, mul_add,
 };
@@ -56,9 +56,9 @@ pub(super) fn imin(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
     kb.b.ins().select(lt, a, b)
 }
 
-/// Emits an `SequenceOp::Attention` kernel; `nn` is the native product kernel
-/// of the native tier.
-pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp, nn: Option<NnKernel>) {
+/// Emits an `SequenceOp::Attention` kernel; `native` is the native tier's
+/// kernel for a whole query block.
+pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp, native: Option<FlashKernel>) {
     let SequenceOp::Attention {
         batch,
         queries,
@@ -99,7 +99,7 @@ pub(super) fn emit(kb: &mut KernelBuilder, op: &SequenceOp, nn: Option<NnKernel>
             v_off: batch_offset(kb, batch, vv, bi),
             o_off: batch_offset(kb, batch, ov, bi),
         };
-        match nn {
+        match native {
             Some(f) => flash::query_block(kb, &a, f, q0, rows),
             None => {
                 let q_end = kb.b.ins().iadd(q0, rows);

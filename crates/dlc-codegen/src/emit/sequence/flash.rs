@@ -1,66 +1,84 @@
 //! The native tier's attention over one block of query rows (flash-attention
-//! style). The block's queries, scaled, are packed transposed into the
-//! thread's scratch once (`Qᵀ`, `E × QB`); then for each key block
+//! style): one call of an AVX2 kernel per block ([`x86`]), which
 //!
-//! 1. the native NN kernel scores it: `Sᵀ = K_blk · Qᵀ` (`cnt × QB`, keys
-//!    major, so each query is one lane of the f32x4 vectors below);
-//! 2. an online-softmax pass vectorised over four queries at a time takes each
-//!    query's block maximum, the new running maximum `m`, the rescale factor
-//!    `α = exp(m_old - m)`, the weights `P = exp(S - m)` (in place) and the
-//!    running sum `l = α·l + Σ P` — contiguous loads, no horizontal sums;
-//! 3. the native NN kernel updates the output rows:
-//!    `O = diag(α)·O + P·V_blk` (just `P·V_blk` for the first key block).
+//! 1. packs the block's queries, times the scale, transposed into the
+//!    thread's scratch (`Qᵀ`, `E × QB`, queries contiguous);
+//! 2. per key block scores it in registers: `Sᵀ = K_blk · Qᵀ` (`cnt × QB`,
+//!    keys major, so each query is one lane of the 8-wide vectors below), in
+//!    tiles of up to 3 keys × 32 queries (12 ymm accumulators), masking keys
+//!    after their query (causal) and taking each query's block maximum on the
+//!    way;
+//! 3. runs the online softmax eight queries per vector: the new running
+//!    maximum `m`, the rescale factor `α = exp(m_old − m)`, the weights
+//!    `P = exp(S − m)` in place (the Cephes `exp` of `emit/math.rs` operation
+//!    for operation, shared with the gate kernels) and `l = α·l + Σ P`;
+//! 4. updates the output rows in tiles of up to 6 queries × 16 columns:
+//!    `O = diag(α)·O + P·V_blk` (just `P·V_blk` for the first key block), and
+//!    in the last key block divides the rows by `l` in the same store.
 //!
-//! Last the rows are divided by `l`. With a causal mask only the key blocks
-//! some row of the block sees are visited, and the weights of keys after a
-//! query are zero. Queries past the end of the block's rows (up to the next
-//! multiple of four) are computed on zero queries and never stored.
+//! Each score and output element sums its products in depth (key) order from
+//! zero whatever tile it falls in, so results do not depend on the split.
+//!
+//! Contract of `f(rows, q0, kend, depth, ev, q, ldq, k, ldk, v, ldv, o, ldo,
+//! scratch, scale_bits, causal)` (strides in elements, `1 ≤ rows ≤ QB`, every
+//! size at least 1): reads `q[i*ldq + p]`, `k[j*ldk + p]`, `v[j*ldv + e]` for
+//! `i < rows`, `j < kend`, `p < depth`, `e < ev`; writes `o[i*ldo + e] =
+//! Σ_j softmax_j(scale · q_i·k_j) v[j*ldv + e]` (`scale = f32::from_bits`);
+//! with `causal` non-zero, query `i` sees key `j` only when `j ≤ q0 + i`;
+//! uses `scratch[0 .. QB·(depth + KB + 3)]` ([`SequenceOp::scratch_bytes`]);
+//! it touches nothing else.
+//!
+//! [`SequenceOp::scratch_bytes`]: crate::kernel::SequenceOp::scratch_bytes
 
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::Value;
 
 use super::attention::{Attn, BLOCK, K, O, Q, QUERY_BLOCK as QB, SCRATCH, VAL, imin};
-use super::nn::{self, NnKernel, Strided};
-use super::nt::Operand;
-use super::{Row, S, V, for_lanes};
+use super::nt::{Extent, Operand, byte_ptr, call_native};
 use crate::emit::builder::KernelBuilder;
 
-/// Element offsets in the thread's scratch: `Qᵀ [E × QB]` at 0, then the
-/// scores `Sᵀ [KB × QB]`, then `m`, `l` and `α` (`QB` each).
-struct Layout {
-    scores: usize,
-    m: usize,
-    l: usize,
-    alpha: usize,
-}
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
-impl Layout {
-    fn new(depth: usize) -> Layout {
-        let scores = depth * QB;
-        let m = scores + BLOCK * QB;
-        Layout {
-            scores,
-            m,
-            l: m + QB,
-            alpha: m + 2 * QB,
-        }
+/// Signature of the native attention kernel (see the module contract).
+pub type FlashKernel = unsafe extern "C" fn(
+    rows: usize,
+    q0: usize,
+    kend: usize,
+    depth: usize,
+    ev: usize,
+    q: *const f32,
+    ldq: usize,
+    k: *const f32,
+    ldk: usize,
+    v: *const f32,
+    ldv: usize,
+    o: *mut f32,
+    ldo: usize,
+    scratch: *mut f32,
+    scale_bits: u64,
+    causal: u64,
+);
+
+/// The native attention kernel, when this CPU has AVX2 and FMA.
+pub fn detect() -> Option<FlashKernel> {
+    #[cfg(target_arch = "x86_64")]
+    if super::nt::has_avx2_fma() {
+        return Some(x86::flash_avx2);
     }
+    None
 }
 
-/// Query rows `q0 .. q0 + rows` (`rows ≤ QB`) of the batch index in `a`.
-pub(super) fn query_block(kb: &mut KernelBuilder, a: &Attn, f: NnKernel, q0: Value, rows: Value) {
-    let lay = Layout::new(a.depth);
-    let r3 = kb.b.ins().iadd_imm_s(rows, 3);
-    let rows4 = kb.b.ins().band_imm_s(r3, !3);
-    pack_queries(kb, a, q0, rows, rows4);
-    let (ninf, zero) = (kb.fconst(V, f32::NEG_INFINITY), kb.fconst(V, 0.0));
-    let (m_row, l_row) = (scratch_row(kb, lay.m), scratch_row(kb, lay.l));
-    let lo = kb.int(0);
-    kb.for_range(lo, rows4, 4, &[], |kb, g, _| {
-        m_row.store(kb, g, ninf);
-        l_row.store(kb, g, zero);
-        vec![]
-    });
+/// Emits the call of `f` for query rows `q0 .. q0 + rows` (`rows ≤ QB`) of
+/// the batch index in `a`. In checked mode the call runs only when every row
+/// it touches lies inside its buffer.
+pub(super) fn query_block(
+    kb: &mut KernelBuilder,
+    a: &Attn,
+    f: FlashKernel,
+    q0: Value,
+    rows: Value,
+) {
     let keys = kb.int(a.keys as i64);
     let kend = if a.causal {
         let q_end = kb.b.ins().iadd(q0, rows);
@@ -68,190 +86,51 @@ pub(super) fn query_block(kb: &mut KernelBuilder, a: &Attn, f: NnKernel, q0: Val
     } else {
         keys
     };
-    let [depth, ev, block] = [a.depth, a.value_depth, BLOCK].map(|n| kb.int(n as i64));
-    let (packed, scores, alpha) = (
-        kb.int(0),
-        kb.int(lay.scores as i64),
-        kb.int(lay.alpha as i64),
-    );
-    let o_first = kb.add_scaled(a.o_off, q0, a.o.row_stride);
-    let lo = kb.int(0);
-    kb.for_range(lo, kend, BLOCK as i64, &[], |kb, jb, _| {
-        let rest = kb.b.ins().isub(kend, jb);
-        let cnt = imin(kb, rest, block);
-        let k_first = kb.add_scaled(a.k_off, jb, a.k.row_stride);
-        let k_blk = Strided {
-            arg: K,
-            first: k_first,
-            row: a.k.row_stride,
-            col: 1,
-        };
-        let qt = Operand {
-            arg: SCRATCH,
-            first: packed,
-            ld: QB,
-        };
-        let st = Operand {
-            arg: SCRATCH,
-            first: scores,
-            ld: QB,
-        };
-        nn::emit_call(kb, f, [cnt, rows4, depth], k_blk, qt, st, None);
-        softmax(kb, a, &lay, [q0, jb, cnt, rows4]);
-        let p = Strided {
-            arg: SCRATCH,
-            first: scores,
-            row: 1,
-            col: QB,
-        };
-        let v_first = kb.add_scaled(a.v_off, jb, a.v.row_stride);
-        let v_blk = Operand {
-            arg: VAL,
-            first: v_first,
-            ld: a.v.row_stride,
-        };
-        let o_blk = Operand {
-            arg: O,
-            first: o_first,
-            ld: a.o.row_stride,
-        };
-        let later = kb.b.ins().icmp_imm_s(IntCC::NotEqual, jb, 0);
-        nn::emit_call(
-            kb,
-            f,
-            [rows, ev, cnt],
-            p,
-            v_blk,
-            o_blk,
-            Some((SCRATCH, alpha, later)),
-        );
-        vec![]
-    });
-    let lo = kb.int(0);
-    kb.for_range(lo, rows, 1, &[], |kb, i, _| {
-        let l = l_row.load(kb, S, i);
-        let one = kb.fconst(S, 1.0);
-        let inv = kb.b.ins().fdiv(one, l);
-        let inv_v = kb.b.ins().splat(types::F32X4, inv);
-        let o_row = Row::new(O, kb.add_scaled(o_first, i, a.o.row_stride));
-        for_lanes(kb, a.value_depth, |kb, l, e| {
-            let x = o_row.load(kb, l, e);
-            let y = kb.b.ins().fmul(x, if l.vector { inv_v } else { inv });
-            o_row.store(kb, e, y);
-        });
-        vec![]
-    });
+    let [depth, ev] = [a.depth, a.value_depth].map(|n| kb.int(n as i64));
+    let q = Operand {
+        arg: Q,
+        first: kb.add_scaled(a.q_off, q0, a.q.row_stride),
+        ld: a.q.row_stride,
+    };
+    let k = Operand {
+        arg: K,
+        first: a.k_off,
+        ld: a.k.row_stride,
+    };
+    let v = Operand {
+        arg: VAL,
+        first: a.v_off,
+        ld: a.v.row_stride,
+    };
+    let o = Operand {
+        arg: O,
+        first: kb.add_scaled(a.o_off, q0, a.o.row_stride),
+        ld: a.o.row_stride,
+    };
+    let scratch = Operand {
+        arg: SCRATCH,
+        first: kb.int(0),
+        ld: 0,
+    };
+    let mut args = vec![rows, q0, kend, depth, ev];
+    for op in [q, k, v, o, scratch] {
+        args.push(byte_ptr(kb, op.arg, op.first));
+        if op.arg != SCRATCH {
+            args.push(kb.int(op.ld as i64));
+        }
+    }
+    args.push(kb.int(a.scale.to_bits() as i64));
+    args.push(kb.int(a.causal as i64));
+    let (one, len) = (kb.int(1), kb.int((QB * (a.depth + BLOCK + 3)) as i64));
+    let extents = [
+        Extent::rows(q, rows, depth),
+        Extent::rows(k, kend, depth),
+        Extent::rows(v, kend, ev),
+        Extent::rows(o, rows, ev),
+        Extent::rows(scratch, one, len),
+    ];
+    call_native(kb, f as usize, &args, &extents);
 }
 
-/// The scratch elements from `first` on.
-fn scratch_row(kb: &mut KernelBuilder, first: usize) -> Row {
-    let at = kb.int(first as i64);
-    Row::new(SCRATCH, at)
-}
-
-/// `Qᵀ[p, i] = scale · q[q0 + i, p]` for `i < rows`, zero for `rows ≤ i < rows4`.
-fn pack_queries(kb: &mut KernelBuilder, a: &Attn, q0: Value, rows: Value, rows4: Value) {
-    let lo = kb.int(0);
-    kb.for_range(lo, rows, 1, &[], |kb, i, _| {
-        let qi = kb.b.ins().iadd(q0, i);
-        let q_row = Row::new(Q, kb.add_scaled(a.q_off, qi, a.q.row_stride));
-        for_lanes(kb, a.depth, |kb, l, p| {
-            let x = q_row.load(kb, l, p);
-            let scale = kb.fconst(l, a.scale);
-            let x = kb.b.ins().fmul(x, scale);
-            let at = kb.add_scaled(i, p, QB);
-            if l.vector {
-                for lane in 0..4u8 {
-                    let e = kb.b.ins().extractlane(x, lane);
-                    kb.store_at(e, SCRATCH, at, 4, (4 * QB * lane as usize) as i32);
-                }
-            } else {
-                kb.store(x, SCRATCH, at, 4);
-            }
-        });
-        vec![]
-    });
-    kb.for_range(rows, rows4, 1, &[], |kb, i, _| {
-        let zero = kb.fconst(S, 0.0);
-        kb.for_n(a.depth, &[], |kb, p, _| {
-            let at = kb.add_scaled(i, p, QB);
-            kb.store(zero, SCRATCH, at, 4);
-            vec![]
-        });
-        vec![]
-    });
-}
-
-/// `max(a, b)` per lane as one compare and select (`maxps`; a NaN `b` is dropped,
-/// but it reaches the sum through its weight).
-fn vmax(kb: &mut KernelBuilder, a: Value, b: Value) -> Value {
-    let lt = kb.fcmp(FloatCC::LessThan, a, b);
-    kb.select_mask(V, lt, b, a)
-}
-
-/// The online-softmax step of key block `jb` (`cnt` keys) for the block's
-/// queries `0..rows4`, four at a time: replaces the scores by their weights and
-/// updates `m`, `l` and `α`.
-fn softmax(kb: &mut KernelBuilder, a: &Attn, lay: &Layout, [q0, jb, cnt, rows4]: [Value; 4]) {
-    let lo = kb.int(0);
-    kb.for_range(lo, rows4, 4, &[], |kb, g, _| {
-        let [m_row, l_row, alpha_row] = [lay.m, lay.l, lay.alpha].map(|at| scratch_row(kb, at));
-        let m_old = m_row.load(kb, V, g);
-        let l_old = l_row.load(kb, V, g);
-        // Score (key j, query g + lane) is at scores + j·QB + g + lane.
-        let col = Row::new(SCRATCH, kb.b.ins().iadd_imm_s(g, lay.scores as i64));
-        // With a causal mask, lane r's query index and the visibility of key j.
-        let queries = a.causal.then(|| {
-            let qg = kb.b.ins().iadd(q0, g);
-            let qg = kb.b.ins().ireduce(types::I32, qg);
-            let mut v = kb.b.ins().splat(types::I32X4, qg);
-            for lane in 1..4u8 {
-                let x = kb.b.ins().iadd_imm_s(qg, lane as i64);
-                v = kb.b.ins().insertlane(v, x, lane);
-            }
-            v
-        });
-        let visible = |kb: &mut KernelBuilder, j: Value| {
-            queries.map(|qv| {
-                let key = kb.b.ins().iadd(jb, j);
-                let key = kb.b.ins().ireduce(types::I32, key);
-                let key = kb.b.ins().splat(types::I32X4, key);
-                kb.b.ins().icmp(IntCC::SignedLessThanOrEqual, key, qv)
-            })
-        };
-        let ninf = kb.fconst(V, f32::NEG_INFINITY);
-        let lo = kb.int(0);
-        let block_max = kb.for_range(lo, cnt, 1, &[ninf], |kb, j, acc| {
-            let at = kb.b.ins().imul_imm_s(j, QB as i64);
-            let mut s = col.load(kb, V, at);
-            if let Some(vis) = visible(kb, j) {
-                let ninf = kb.fconst(V, f32::NEG_INFINITY);
-                s = kb.select_mask(V, vis, s, ninf);
-            }
-            vec![vmax(kb, acc[0], s)]
-        })[0];
-        let m_new = vmax(kb, m_old, block_max);
-        let shift = kb.b.ins().fsub(m_old, m_new);
-        let alpha = kb.exp(V, shift);
-        let zero = kb.fconst(V, 0.0);
-        let lo = kb.int(0);
-        let sum = kb.for_range(lo, cnt, 1, &[zero], |kb, j, acc| {
-            let at = kb.b.ins().imul_imm_s(j, QB as i64);
-            let s = col.load(kb, V, at);
-            let d = kb.b.ins().fsub(s, m_new);
-            let mut p = kb.exp(V, d);
-            if let Some(vis) = visible(kb, j) {
-                let zero = kb.fconst(V, 0.0);
-                p = kb.select_mask(V, vis, p, zero);
-            }
-            col.store(kb, at, p);
-            vec![kb.b.ins().fadd(acc[0], p)]
-        })[0];
-        let l_scaled = kb.b.ins().fmul(l_old, alpha);
-        let l_new = kb.b.ins().fadd(l_scaled, sum);
-        m_row.store(kb, g, m_new);
-        l_row.store(kb, g, l_new);
-        alpha_row.store(kb, g, alpha);
-        vec![]
-    });
-}
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests;

@@ -102,7 +102,7 @@ pub(super) fn emit_call(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     /// Loads and stores of one chunk of eight units, masked in the row's last chunk.
@@ -305,9 +305,9 @@ mod x86 {
         _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23))
     }
 
-    /// `e^x`: `KernelBuilder::exp` (Cephes expf with FMA).
+    /// `e^x`: `KernelBuilder::exp` (Cephes expf with FMA); also the attention's.
     #[target_feature(enable = "avx2,fma")]
-    fn exp(x: __m256) -> __m256 {
+    pub(in crate::emit::sequence) fn exp(x: __m256) -> __m256 {
         // minps/maxps return their second operand when either is NaN: x passes through.
         let x = _mm256_min_ps(_mm256_set1_ps(89.0), x);
         let x = _mm256_max_ps(_mm256_set1_ps(-104.0), x);
