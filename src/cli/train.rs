@@ -212,7 +212,13 @@ pub fn run(a: &TrainArgs) -> Result<ExitCode, Error> {
 /// An epoch's time with three significant digits: `2.45 ms`, `31.2 s`.
 fn seconds(s: f64) -> String {
     let (v, unit) = if s < 1.0 { (s * 1e3, "ms") } else { (s, "s") };
-    let decimals = if v < 10.0 { 2 } else if v < 100.0 { 1 } else { 0 };
+    let decimals = if v < 10.0 {
+        2
+    } else if v < 100.0 {
+        1
+    } else {
+        0
+    };
     format!("{v:.decimals$} {unit}")
 }
 
