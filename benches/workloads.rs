@@ -6,38 +6,9 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dlc::{Env, Model, Options, TrainConfig, Trainer, Value};
 
-/// One workload: its id, model text, and the work per run for throughput reports.
-struct Workload {
-    id: String,
-    source: String,
-    flops: Option<u64>,
-}
+mod common;
 
-/// The workloads of `benches/workloads/*.ir`, sorted by id. Each file names its
-/// workload in its first comment line and may give `# flops: N`.
-fn workloads() -> Vec<Workload> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/workloads");
-    let mut w: Vec<Workload> = std::fs::read_dir(dir)
-        .expect("benches/workloads exists")
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ir"))
-        .map(|p| {
-            let source = std::fs::read_to_string(&p).expect("workload file reads");
-            let flops = source
-                .lines()
-                .find_map(|l| l.strip_prefix("# flops: "))
-                .map(|f| f.trim().parse().expect("flops is an integer"));
-            let stem = p.file_stem().unwrap().to_string_lossy();
-            Workload {
-                id: stem.to_uppercase(),
-                source,
-                flops,
-            }
-        })
-        .collect();
-    w.sort_by(|a, b| a.id.cmp(&b.id));
-    w
-}
+use common::workloads;
 
 fn bench(c: &mut Criterion) {
     for w in workloads() {

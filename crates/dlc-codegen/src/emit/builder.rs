@@ -338,6 +338,27 @@ impl<'a> KernelBuilder<'a> {
         self.b.ins().load(ty, mem(), a, off)
     }
 
+    /// [`Self::load_at`] as a pure load (read-only, movable): with
+    /// `opt_level=speed` Cranelift places it at its first use, like arithmetic,
+    /// and may merge it with an identical load. A side-effecting load stays
+    /// where it was emitted while the arithmetic it feeds sinks to its own
+    /// first use, so in a chain of multiply-adds every loaded value is live at
+    /// once. Only for locations nothing writes while the address is live: an
+    /// address that varies in the innermost loop (a loop-invariant one would be
+    /// hoisted out of the loop, above writes inside it).
+    pub fn load_pure_at(
+        &mut self,
+        ty: Type,
+        arg: usize,
+        index: Value,
+        elem_bytes: usize,
+        offset: i32,
+    ) -> Value {
+        let (a, off) = self.addr_at(arg, index, elem_bytes, offset, ty.bytes() as usize);
+        let flags = mem().with_readonly().with_can_move();
+        self.b.ins().load(ty, flags, a, off)
+    }
+
     /// Stores `value` at element `index` of `arg` plus `offset` bytes.
     pub fn store_at(
         &mut self,

@@ -6,7 +6,6 @@ use cranelift_codegen::ir::{AbiParam, InstBuilder, Value, types};
 
 use super::{Gemm, Tier, native};
 use crate::emit::builder::{KernelBuilder, PTR};
-use crate::emit::math::Lanes;
 
 /// One micro-kernel call: `kc` steps over the packed A panel at scratch index
 /// `ap` and the packed B panel at `bp`; the `mr × nr` result goes to argument
@@ -39,47 +38,86 @@ impl Gemm<'_> {
     }
 
     /// The Cranelift-generated micro-kernel: `mr × nr/4` f32x4 accumulators
-    /// over the depth loop, then a branch-free store (adding when accumulating).
+    /// over the depth loop, then a store that adds what is there when
+    /// accumulating.
+    ///
+    /// Its data flow is shaped for Cranelift's x86 lowering and register
+    /// allocator, so the loop runs without spills:
+    /// - `fma` overwrites a multiplicand, never the addend, so each multiply-add
+    ///   gets a multiplicand that dies there: its own broadcast of its A
+    ///   element, loaded straight from the panel (`vbroadcastss` from memory
+    ///   into a fresh register). Identical loads would be merged, so the loop
+    ///   carries one copy of the A panel pointer per B vector; the copies are
+    ///   equal but not provably so.
+    /// - No vector constant is live across the loop (the allocator does not
+    ///   rematerialise them): the first depth step is peeled to initialise the
+    ///   accumulators with products instead of zeros, and the store branches on
+    ///   `accumulate` instead of selecting with a mask.
+    ///
+    /// Live vector registers: the accumulators, the B vectors and one broadcast
+    /// (15 of 16 at 6×8).
     fn micro_portable(&self, kb: &mut KernelBuilder, m: &Micro) {
-        let vecs = self.nr / 4;
-        let zero = kb.f32c(0.0, true);
-        let mut init = vec![zero; self.mr * vecs];
-        init.push(m.ap);
+        let (mr, vecs) = (self.mr, self.nr / 4);
+        let aps = vec![m.ap; vecs];
+        let first = self.portable_step(kb, None, &aps, m.bp);
+        let mut init = first;
+        init.extend(std::iter::repeat_n(m.ap, vecs));
         init.push(m.bp);
-        let (mr, nr) = (self.mr, self.nr);
-        let lo = kb.int(0);
-        let out = kb.for_range(lo, m.kc, 1, &init, |kb, _, c| {
-            let (ap, bp) = (c[mr * vecs], c[mr * vecs + 1]);
-            let b: Vec<Value> = (0..vecs)
-                .map(|v| kb.load_at(types::F32X4, self.s, bp, 4, 16 * v as i32))
+        let one = kb.int(1);
+        let out = kb.for_range(one, m.kc, 1, &init, |kb, _, c| {
+            let acc = &c[..mr * vecs];
+            let (aps, bp) = (&c[mr * vecs..mr * vecs + vecs], c[mr * vecs + vecs]);
+            let aps: Vec<Value> = aps
+                .iter()
+                .map(|&ap| kb.b.ins().iadd_imm_s(ap, mr as i64))
                 .collect();
-            let mut next = Vec::with_capacity(c.len());
-            for r in 0..mr {
-                let a = kb.load_at(types::F32, self.s, ap, 4, 4 * r as i32);
-                let a = kb.b.ins().splat(types::F32X4, a);
-                for (v, &bv) in b.iter().enumerate() {
-                    next.push(kb.b.ins().fma(a, bv, c[r * vecs + v]));
-                }
-            }
-            next.push(kb.b.ins().iadd_imm_s(ap, mr as i64));
-            next.push(kb.b.ins().iadd_imm_s(bp, nr as i64));
+            let bp = kb.b.ins().iadd_imm_s(bp, self.nr as i64);
+            let mut next = self.portable_step(kb, Some(acc), &aps, bp);
+            next.extend(aps);
+            next.push(bp);
             next
         });
-        // Store (adding the old values when accumulating: a branch-free select).
-        let mask = kb.b.ins().sextend(types::I32, m.accumulate);
-        let mask = kb.b.ins().ineg(mask);
-        let mask = kb.b.ins().splat(types::I32X4, mask);
-        let l = Lanes { vector: true };
-        for r in 0..mr {
-            let row = kb.b.ins().iadd_imm_s(m.idx, (r * m.ld) as i64);
-            for v in 0..vecs {
-                let old = kb.load_at(types::F32X4, m.dst, row, 4, 16 * v as i32);
-                let zero = kb.f32c(0.0, true);
-                let add = kb.select_mask(l, mask, old, zero);
-                let sum = kb.b.ins().fadd(out[r * vecs + v], add);
-                kb.store_at(sum, m.dst, row, 4, 16 * v as i32);
+        let store = |kb: &mut KernelBuilder, add: bool| {
+            for r in 0..mr {
+                let row = kb.b.ins().iadd_imm_s(m.idx, (r * m.ld) as i64);
+                for v in 0..vecs {
+                    let mut sum = out[r * vecs + v];
+                    if add {
+                        let old = kb.load_at(types::F32X4, m.dst, row, 4, 16 * v as i32);
+                        sum = kb.b.ins().fadd(sum, old);
+                    }
+                    kb.store_at(sum, m.dst, row, 4, 16 * v as i32);
+                }
+            }
+        };
+        kb.if_else(m.accumulate, |kb| store(kb, true), |kb| store(kb, false));
+    }
+
+    /// One depth step of the portable micro-kernel at panel positions `aps`
+    /// (one copy per B vector) and `bp`: the `mr × nr` products, added to
+    /// `acc` when given.
+    fn portable_step(
+        &self,
+        kb: &mut KernelBuilder,
+        acc: Option<&[Value]>,
+        aps: &[Value],
+        bp: Value,
+    ) -> Vec<Value> {
+        let b: Vec<Value> = (0..aps.len())
+            .map(|v| kb.load_pure_at(types::F32X4, self.s, bp, 4, 16 * v as i32))
+            .collect();
+        let mut out = Vec::with_capacity(self.mr * aps.len());
+        for r in 0..self.mr {
+            for (v, &bv) in b.iter().enumerate() {
+                let a = kb.load_pure_at(types::F32, self.s, aps[v], 4, 4 * r as i32);
+                let a = kb.b.ins().splat(types::F32X4, a);
+                out.push(match acc {
+                    Some(acc) => kb.b.ins().fma(a, bv, acc[r * aps.len() + v]),
+                    None => kb.b.ins().fmul(a, bv),
+                });
             }
         }
+        out
     }
 
     /// A call of the native micro-kernel `k`; in checked mode the call runs only
