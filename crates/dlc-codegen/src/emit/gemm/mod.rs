@@ -2,8 +2,9 @@
 //! packing, edge handling and fused epilogue are generated here; its register-
 //! blocked micro-kernel is either generated too (the portable Cranelift f32x4
 //! tier, 6×8) or a natively compiled one chosen by CPU features (the AVX2 tier,
-//! 6×16; see [`native`]). Small and thin products use [`small`]; products of a
-//! few rows with a transposed row-major weight, on the native tier, `unpacked`.
+//! 6×16; see [`native`]). Small and thin products use [`small`] (its single
+//! rows against a row-major B, GEMVs included, `gemv`); products of a few rows
+//! with a transposed row-major weight, on the native tier, `unpacked`.
 //!
 //! Loop nest per call (BLIS order), over the call's share of row or column panels:
 //!
@@ -26,6 +27,7 @@
 
 pub mod conv;
 mod epilogue;
+mod gemv;
 mod micro;
 pub mod native;
 mod nest;

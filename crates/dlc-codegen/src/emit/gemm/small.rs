@@ -1,6 +1,8 @@
 //! Small matrix products and matrix-vector products. Rows of C are computed
 //! one at a time against 48-, 16- and 4-column strips of B (12, 4, 1 f32x4
-//! accumulators), or, for unbatched products, four rows at a time against 8-
+//! accumulators; most single rows first go through [`super::gemv`], which
+//! streams B whole rows at a time, and leave only the last columns to the
+//! strips), or, for unbatched products, four rows at a time against 8-
 //! and 4-column strips so every load of B serves four rows and the four rows'
 //! accumulator chains run in parallel (a single chain is bound by the add
 //! latency, which is what made a 10-column output slow). Columns left over
@@ -8,13 +10,12 @@
 //! column (it recomputes up to three columns bit-identically), or by scalar
 //! chains when there are fewer than four columns or B's columns are strided.
 //! The bias and activation epilogue is applied at the store. Used where packing
-//! would cost more than it saves (see `MatMulKernel::packed`); with a
-//! row-major B each strip streams contiguous rows, which is what a memory-bound
-//! GEMV needs.
+//! would cost more than it saves (see `MatMulKernel::packed`).
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
+use super::gemv;
 use crate::emit::builder::KernelBuilder;
 use crate::emit::math::Lanes;
 use crate::kernel::{Activation, MatMulKernel, MatView};
@@ -87,6 +88,9 @@ fn rows(kb: &mut KernelBuilder, mm: &MatMulKernel, row: Value, count: usize) {
         (true, _) => &[(8, 2), (4, 1)],
     };
     let mut j0 = 0;
+    if count == 1 && gemv::applies(mm) {
+        j0 = gemv::emit(kb, mm, &at);
+    }
     for &(width, n_acc) in strips {
         let count = (mm.n - j0) / width;
         if count == 0 {
@@ -117,13 +121,13 @@ fn rows(kb: &mut KernelBuilder, mm: &MatMulKernel, row: Value, count: usize) {
 }
 
 /// Where a block of rows starts in A, B and C.
-struct Rows {
+pub(super) struct Rows {
     /// Element index of the first row of A.
-    a_row: Value,
+    pub(super) a_row: Value,
     /// Element index of B for the rows' batch entry.
-    b_off: Value,
+    pub(super) b_off: Value,
     /// Element index of the first row of C.
-    c_row: Value,
+    pub(super) c_row: Value,
     /// Rows in the block.
     count: usize,
 }
@@ -167,15 +171,28 @@ fn strip(kb: &mut KernelBuilder, mm: &MatMulKernel, at: &Rows, vectors: Option<u
     let c = kb.b.ins().iadd(at.c_row, j);
     for r in 0..at.count {
         for v in 0..n_acc {
-            let mut sum = acc[r * n_acc + v];
-            if let Some(off) = mm.bias {
-                let bidx = kb.b.ins().iadd_imm_s(j, (off + 4 * v) as i64);
-                let bias = kb.load(ty, 2, bidx, 4);
-                sum = kb.b.ins().fadd(sum, bias);
-            }
-            sum = activate(kb, l, mm.activation, sum);
-            let out_arg = mm.c_arg();
-            kb.store_at(sum, out_arg, c, 4, (4 * (r * mm.n + 4 * v)) as i32);
+            let col = kb.b.ins().iadd_imm_s(j, 4 * v as i64);
+            let sum = finish(kb, mm, l, acc[r * n_acc + v], col);
+            kb.store_at(sum, mm.c_arg(), c, 4, (4 * (r * mm.n + 4 * v)) as i32);
         }
     }
+}
+
+/// A finished sum of C at column `col` (a lane or an f32x4 from there) with
+/// the product's bias added and its activation applied.
+pub(super) fn finish(
+    kb: &mut KernelBuilder,
+    mm: &MatMulKernel,
+    l: Lanes,
+    sum: Value,
+    col: Value,
+) -> Value {
+    let mut sum = sum;
+    if let Some(off) = mm.bias {
+        let ty = if l.vector { types::F32X4 } else { types::F32 };
+        let bidx = kb.b.ins().iadd_imm_s(col, off as i64);
+        let bias = kb.load(ty, 2, bidx, 4);
+        sum = kb.b.ins().fadd(sum, bias);
+    }
+    activate(kb, l, mm.activation, sum)
 }
