@@ -1,5 +1,7 @@
 //! Emission: each kernel becomes one Cranelift function in a JIT module.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod backward;
 pub mod builder;
 mod copy;
@@ -185,11 +187,11 @@ fn emit_body(kb: &mut KernelBuilder, k: &Kernel, tier: gemm::Tier) {
         } => reduce::reduce(kb, *kind, *outer, *len, *inner),
         KernelOp::ArgMax { outer, len, inner } => reduce::argmax(kb, *outer, *len, *inner),
         KernelOp::Softmax {
-            outer,
-            len,
-            inner,
-            log,
-        } => reduce::softmax(kb, *outer, *len, *inner, *log),
+            len, inner, log, ..
+        } => {
+            let native = reduce::native::detect().filter(|_| matches!(tier, gemm::Tier::Native(_)));
+            reduce::softmax(kb, *len, *inner, *log, native)
+        }
         KernelOp::MatMul(m) => gemm::emit(kb, m, tier),
         KernelOp::Norm(op) => norm::emit(kb, op, k),
         KernelOp::Spatial(op) => spatial::emit(kb, op, k, tier),

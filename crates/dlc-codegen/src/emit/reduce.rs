@@ -7,6 +7,8 @@ use dlc_ir::ReduceKind;
 use super::builder::KernelBuilder;
 use super::math::Lanes;
 
+pub mod native;
+
 const V: Lanes = Lanes { vector: true };
 const S: Lanes = Lanes { vector: false };
 
@@ -200,8 +202,19 @@ pub fn argmax(kb: &mut KernelBuilder, _outer: usize, len: usize, inner: usize) {
 }
 
 /// Softmax or log-softmax of `x[o, :, i]`, subtracting the maximum first.
-pub fn softmax(kb: &mut KernelBuilder, _outer: usize, len: usize, inner: usize, log: bool) {
+/// Softmax over contiguous rows calls `native` when given.
+pub fn softmax(
+    kb: &mut KernelBuilder,
+    len: usize,
+    inner: usize,
+    log: bool,
+    native: Option<native::SoftmaxKernel>,
+) {
     let (start, end) = (kb.start, kb.end);
+    if let Some(f) = native.filter(|_| inner == 1 && !log) {
+        native::emit_call(kb, f, len);
+        return;
+    }
     if inner == 1 {
         kb.for_range(start, end, 1, &[], |kb, o, _| {
             let base = kb.b.ins().imul_imm_s(o, len as i64);

@@ -3,7 +3,7 @@
 use std::arch::x86_64::*;
 
 use super::super::attention::{BLOCK as KB, QUERY_BLOCK as QB};
-use super::super::gates::x86::exp;
+use crate::emit::avx2::exp;
 
 /// Most rows (keys or queries) of one register tile.
 const MAX_ROWS: usize = 6;
