@@ -182,18 +182,24 @@ fn gemv_with_bias_activation_and_batch() {
         let g = dlc_ir::syntax::parse_graph(&src, &Default::default()).unwrap();
         let env = exact_inputs(&g);
         let want = dlc_interp::run::<f32>(&g, &env, &Env::new()).unwrap();
-        for portable in [false, true] {
-            for checked in [true, false] {
-                let mut opts = RuntimeOptions::default();
-                opts.codegen.portable = portable;
-                opts.codegen.checked = checked;
-                let model = CompiledModel::new(&g, &Env::new(), &opts).unwrap();
-                let got = model.run(&env).unwrap();
-                let case = format!("{batch}x1x{k}x{n} portable={portable} checked={checked}");
-                assert_eq!(got["y"], want["y"], "{case}");
-            }
+        for (config, opts) in tiers_normal_and_checked() {
+            let model = CompiledModel::new(&g, &Env::new(), &opts).unwrap();
+            let got = model.run(&env).unwrap();
+            assert_eq!(got["y"], want["y"], "{batch}x1x{k}x{n} {config}");
         }
     }
+}
+
+/// Both micro-kernel tiers, each normal and checked, named for messages.
+fn tiers_normal_and_checked() -> impl Iterator<Item = (String, RuntimeOptions)> {
+    [false, true].into_iter().flat_map(|portable| {
+        [true, false].into_iter().map(move |checked| {
+            let mut opts = RuntimeOptions::default();
+            opts.codegen.portable = portable;
+            opts.codegen.checked = checked;
+            (format!("portable={portable} checked={checked}"), opts)
+        })
+    })
 }
 
 /// Integer-valued inputs (products and sums stay exact in f32).
@@ -228,32 +234,24 @@ fn transposed_matmul_operands_are_views() {
         let g = dlc_ir::syntax::parse_graph(&src, &Default::default()).unwrap();
         let env = exact_inputs(&g);
         let want = dlc_interp::run::<f32>(&g, &env, &Env::new()).unwrap();
-        for portable in [false, true] {
-            for checked in [true, false] {
-                let mut opts = RuntimeOptions::default();
-                opts.codegen.portable = portable;
-                opts.codegen.checked = checked;
-                let model = CompiledModel::new(&g, &Env::new(), &opts).unwrap();
-                let copies: Vec<&str> = model
-                    .program()
-                    .lowered
-                    .kernels
-                    .iter()
-                    .map(|k| k.name.as_str())
-                    .filter(|name| name.ends_with("transpose"))
-                    .collect();
-                // `bt` is also added to, so it is copied; a transposed B of a
-                // product too small for the packed GEMM is copied too (the
-                // row-panel kernel vectorises only over unit-stride columns).
-                let expected = if m.min(k).min(n) >= 16 { 1 } else { 3 };
-                assert_eq!(copies.len(), expected, "{m}x{k}x{n}: {copies:?}");
-                let got = model.run(&env).unwrap();
-                for name in ["c", "e", "f", "g"] {
-                    assert_eq!(
-                        got[name], want[name],
-                        "{name}: {m}x{k}x{n} portable={portable}"
-                    );
-                }
+        for (config, opts) in tiers_normal_and_checked() {
+            let model = CompiledModel::new(&g, &Env::new(), &opts).unwrap();
+            let copies: Vec<&str> = model
+                .program()
+                .lowered
+                .kernels
+                .iter()
+                .map(|k| k.name.as_str())
+                .filter(|name| name.ends_with("transpose"))
+                .collect();
+            // `bt` is also added to, so it is copied; a transposed B of a
+            // product too small for the packed GEMM is copied too (the
+            // row-panel kernel vectorises only over unit-stride columns).
+            let expected = if m.min(k).min(n) >= 16 { 1 } else { 3 };
+            assert_eq!(copies.len(), expected, "{m}x{k}x{n}: {copies:?}");
+            let got = model.run(&env).unwrap();
+            for name in ["c", "e", "f", "g"] {
+                assert_eq!(got[name], want[name], "{name}: {m}x{k}x{n} {config}");
             }
         }
     }

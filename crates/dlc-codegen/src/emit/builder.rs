@@ -334,8 +334,7 @@ impl<'a> KernelBuilder<'a> {
         elem_bytes: usize,
         offset: i32,
     ) -> Value {
-        let (a, off) = self.addr_at(arg, index, elem_bytes, offset, ty.bytes() as usize);
-        self.b.ins().load(ty, mem(), a, off)
+        self.load_flagged(mem(), ty, arg, index, elem_bytes, offset)
     }
 
     /// [`Self::load_at`] as a pure load (read-only, movable): with
@@ -354,8 +353,21 @@ impl<'a> KernelBuilder<'a> {
         elem_bytes: usize,
         offset: i32,
     ) -> Value {
-        let (a, off) = self.addr_at(arg, index, elem_bytes, offset, ty.bytes() as usize);
         let flags = mem().with_readonly().with_can_move();
+        self.load_flagged(flags, ty, arg, index, elem_bytes, offset)
+    }
+
+    /// The load of [`Self::load_at`] with memory flags `flags`.
+    fn load_flagged(
+        &mut self,
+        flags: MemFlagsData,
+        ty: Type,
+        arg: usize,
+        index: Value,
+        elem_bytes: usize,
+        offset: i32,
+    ) -> Value {
+        let (a, off) = self.addr_at(arg, index, elem_bytes, offset, ty.bytes() as usize);
         self.b.ins().load(ty, flags, a, off)
     }
 
