@@ -13,7 +13,7 @@ use dlc_ir::types::strides;
 use dlc_ir::{DType, NodeId, Op, ValueId};
 
 use super::Lower;
-use crate::kernel::{BufId, BufferKind, ElemKernel, Epilogue, KernelOp, RowNorm};
+use crate::kernel::{BufId, BufferKind, ElemKernel, Epilogue, Kernel, KernelOp, RowNorm};
 
 /// Fuses the elementwise kernel `k` (leaves over the uncollapsed iteration
 /// `shape`, reading `inputs`, computing `members` with root `root`) into the
@@ -88,8 +88,8 @@ pub fn absorb_elementwise(
     kernel.outputs = vec![cx.result_buffer(ValueId::first(root))];
     kernel.nodes.extend_from_slice(members);
     let names: Vec<&str> = members.iter().map(|&n| cx.g.node(n).op.name()).collect();
-    kernel.name = format!("{}_{}", base_name(&kernel.name), names.join("_"));
-    cx.push_kernel(kernel);
+    kernel.name = format!("{}_{}", kernel.name, names.join("_"));
+    move_to_end(cx, kernel);
     true
 }
 
@@ -142,8 +142,8 @@ pub fn absorb_layernorm(cx: &mut Lower, id: NodeId, eps: f32) -> bool {
     kernel.inputs.extend([gamma, beta]);
     kernel.outputs = vec![cx.result_buffer(ValueId::first(id))];
     kernel.nodes.push(id);
-    kernel.name = format!("{}_layernorm", base_name(&kernel.name));
-    cx.push_kernel(kernel);
+    kernel.name = format!("{}_layernorm", kernel.name);
+    move_to_end(cx, kernel);
     true
 }
 
@@ -164,7 +164,11 @@ fn product_of(cx: &Lower, buf: BufId, consumers: &[NodeId]) -> Option<usize> {
     (readers_fused && !other_kernel_reads).then_some(at)
 }
 
-/// A kernel's name without the `k<index>_` prefix lowering gives it.
-fn base_name(name: &str) -> &str {
-    name.split_once('_').map_or(name, |(_, rest)| rest)
+/// Appends a product taken out of the kernel list, now with its consumer,
+/// after the kernels that compute the consumer's other inputs. It keeps its
+/// `k<index>_` prefix: a new one (`push_kernel` numbers by the list's length)
+/// could repeat another kernel's after a product from the middle of the list
+/// moved, and Cranelift rejects two functions of one name.
+fn move_to_end(cx: &mut Lower, kernel: Kernel) {
+    cx.out.kernels.push(kernel);
 }
