@@ -126,6 +126,11 @@ impl Builder {
             attrs.stride.push(stride);
             attrs.padding.push(pad);
         }
+        // Padding can make the gradient larger than x (a window as wide as a
+        // short axis, padded on both sides).
+        if !self.fits(numel(&out)) {
+            return None;
+        }
         let dy = self.input(DType::F32, out);
         self.emit_op(Op::PoolGrad(attrs), &[x, dy]).map(|_| ())
     }
