@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --bench gemm_peak [-- FILTER]` (e.g. `-- W1c`). One thread.
 //! The peak is a loop of twelve independent FMA chains at the tier's vector
-//! width (256-bit AVX2 for the native tier on x86-64, 128-bit for the portable
+//! width (512-bit AVX-512 or 256-bit AVX2 for the native tier on x86-64, 128-bit for the portable
 //! Cranelift f32x4 tier), so it is the rate the core actually sustains now —
 //! clock and neighbours included — not a datasheet figure. Times are the
 //! calling thread's CPU time (robust to other load on a shared machine), and
@@ -98,7 +98,17 @@ fn tiers() -> Vec<Tier> {
     #[cfg(target_arch = "x86_64")]
     {
         let fma = std::arch::is_x86_feature_detected!("fma");
-        if fma && std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            tiers.push(Tier {
+                name: "native (AVX-512)",
+                portable: false,
+                peak: Some(FmaProbe {
+                    run: x86::fma512,
+                    lanes: 16,
+                }),
+                width: "512-bit FMA",
+            });
+        } else if fma && std::arch::is_x86_feature_detected!("avx2") {
             tiers.push(Tier {
                 name: "native (AVX2)",
                 portable: false,
@@ -186,6 +196,29 @@ mod x86 {
             .iter()
             .fold(_mm256_setzero_ps(), |s, &x| _mm256_add_ps(s, x));
         _mm256_cvtss_f32(sum)
+    }
+
+    /// `iters` rounds of [`super::CHAINS`] independent 512-bit FMAs.
+    pub fn fma512(iters: u64) -> f32 {
+        assert!(is_x86_feature_detected!("avx512f"));
+        // SAFETY: the CPU supports AVX-512F (checked above).
+        unsafe { fma512_impl(iters) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn fma512_impl(iters: u64) -> f32 {
+        let a = _mm512_set1_ps(std::hint::black_box(0.999_9));
+        let b = _mm512_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); super::CHAINS as usize];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        _mm512_reduce_add_ps(
+            acc.iter()
+                .fold(_mm512_setzero_ps(), |s, &x| _mm512_add_ps(s, x)),
+        )
     }
 
     /// `iters` rounds of [`super::CHAINS`] independent 128-bit FMAs.

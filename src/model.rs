@@ -83,7 +83,7 @@ impl Options {
     }
 
     /// Uses only Cranelift-generated code (the portable GEMM micro-kernel), even
-    /// where a natively compiled AVX2 micro-kernel exists for this CPU.
+    /// where a natively compiled (AVX-512 or AVX2) micro-kernel exists for this CPU.
     pub fn portable(mut self, portable: bool) -> Options {
         self.runtime.codegen.portable = portable;
         self

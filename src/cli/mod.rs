@@ -113,7 +113,7 @@ pub struct ExecArgs {
     /// sharing (ilp), or auto (the integer program when rules created sharing).
     #[arg(long, value_enum, default_value_t = ExtractArg::Auto)]
     pub extract: ExtractArg,
-    /// GEMM micro-kernel tier: the host's native one (AVX2+FMA on x86-64 when
+    /// GEMM micro-kernel tier: the host's native one (AVX-512 or AVX2+FMA on x86-64 when
     /// present) or the portable Cranelift f32x4 one.
     #[arg(long, value_enum, default_value_t = IsaArg::Native)]
     pub isa: IsaArg,

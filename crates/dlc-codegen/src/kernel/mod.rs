@@ -233,7 +233,7 @@ pub struct CopyKernel {
 
 /// Cache blocking of the packed GEMM (BLIS-style loops `jc → pc → ic → jr → ir`).
 ///
-/// `kc × nr` floats of a packed B panel stay in L1 (16 KiB at kc 256, nr 16),
+/// `kc × nr` floats of a packed B panel stay in L1 (16/32 KiB at kc 256, nr 16/32),
 /// the `mc × kc` packed A block in L2 (72 KiB), the `kc × nc` packed B block in
 /// L2/L3 (1 MiB); see docs/kernels.md for the measurements behind the choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,7 +256,7 @@ impl Blocking {
 /// Rows of every GEMM micro-kernel tile.
 pub const GEMM_MR: usize = 6;
 /// The widest micro-kernel tile of any tier (sizes scratch for all of them).
-pub const GEMM_NR_MAX: usize = 16;
+pub const GEMM_NR_MAX: usize = 32;
 
 /// Whether the packed, cache-blocked GEMM runs an `m×k · k×n` product (else
 /// the row-panel kernel, cheaper for thin or tiny products).

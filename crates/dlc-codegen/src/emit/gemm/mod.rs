@@ -1,8 +1,8 @@
 //! Matrix products. Large ones run a packed, cache-blocked GEMM whose loop nest,
 //! packing, edge handling and fused epilogue are generated here; its register-
 //! blocked micro-kernel is either generated too (the portable Cranelift f32x4
-//! tier, 6×8) or a natively compiled one chosen by CPU features (the AVX2 tier,
-//! 6×16; see [`native`]). Small and thin products use [`small`] (its single
+//! tier, 6×8) or a natively compiled one chosen by CPU features (AVX-512,
+//! 6×32, or AVX2, 6×16; see [`native`]). Small and thin products use [`small`] (its single
 //! rows against a row-major B, GEMVs included, `gemv`); products of a few rows
 //! with a transposed row-major weight, on the native tier, `unpacked`.
 //!

@@ -46,11 +46,26 @@ pub struct NativeKernel {
 
 /// The best native micro-kernel this CPU supports, if any.
 pub fn detect() -> Option<NativeKernel> {
+    available().into_iter().next()
+}
+
+/// Every native micro-kernel this CPU supports, best first (AVX-512, then AVX2).
+pub fn available() -> Vec<NativeKernel> {
+    let mut out = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            out.push(NativeKernel {
+                name: "avx512-6x32",
+                mr: 6,
+                nr: 32,
+                f: x86::kernel_6x32_avx512,
+                pack_b_rows: x86::pack_b_rows_32_avx512,
+            });
+        }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return Some(NativeKernel {
+            out.push(NativeKernel {
                 name: "avx2-6x16",
                 mr: 6,
                 nr: 16,
@@ -59,7 +74,7 @@ pub fn detect() -> Option<NativeKernel> {
             });
         }
     }
-    None
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -156,6 +171,112 @@ mod x86 {
         }
     }
 
+    /// 6×32 AVX-512 micro-kernel: 12 zmm accumulators, 2 zmm for B, the six A
+    /// elements broadcast from memory into the multiply-adds.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; the pointers must be valid for the
+    /// accesses described in the module docs.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe extern "C" fn kernel_6x32_avx512(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: u64,
+    ) {
+        // SAFETY: the caller guarantees the accesses (see the module contract).
+        unsafe {
+            for r in 0..6 {
+                let p = c.add(r * ldc);
+                _mm_prefetch::<_MM_HINT_T0>(p.cast());
+                _mm_prefetch::<_MM_HINT_T0>(p.add(31).cast());
+            }
+            let mut acc = [[_mm512_setzero_ps(); 2]; 6];
+            let (mut a, mut b) = (a, b);
+            for _ in 0..kc / 4 {
+                for u in 0..4 {
+                    step512(&mut acc, a.add(6 * u), b.add(32 * u));
+                }
+                a = a.add(24);
+                b = b.add(128);
+            }
+            for _ in 0..kc % 4 {
+                step512(&mut acc, a, b);
+                a = a.add(6);
+                b = b.add(32);
+            }
+            // Loads of C before any store, as in the AVX2 kernel (4K aliasing).
+            if accumulate != 0 {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let p = c.add(r * ldc);
+                    row[0] = _mm512_add_ps(_mm512_loadu_ps(p), row[0]);
+                    row[1] = _mm512_add_ps(_mm512_loadu_ps(p.add(16)), row[1]);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                let p = c.add(r * ldc);
+                _mm512_storeu_ps(p, row[0]);
+                _mm512_storeu_ps(p.add(16), row[1]);
+            }
+        }
+    }
+
+    /// Packs rows of B into 32-column panels (the contract of
+    /// [`NativeKernel::pack_b_rows`](super::NativeKernel)), like
+    /// [`pack_b_rows_16_avx`] with 512-bit moves.
+    ///
+    /// # Safety
+    /// AVX-512F; `src` valid for reads of `kc` rows of `32·panels` floats `ld`
+    /// apart, `dst` for writes of `32·panels·kc` floats.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe extern "C" fn pack_b_rows_32_avx512(
+        kc: usize,
+        panels: usize,
+        src: *const f32,
+        ld: usize,
+        dst: *mut f32,
+    ) {
+        // SAFETY: the caller guarantees the accesses; prefetches never fault
+        // and their addresses are formed with wrapping arithmetic.
+        unsafe {
+            for p in 0..kc {
+                let row = src.add(p * ld);
+                let ahead = row.wrapping_add(2 * ld);
+                let mut d = dst.add(32 * p);
+                for j in 0..panels {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(32 * j).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(32 * j + 16).cast());
+                    let x0 = _mm512_loadu_ps(row.add(32 * j));
+                    let x1 = _mm512_loadu_ps(row.add(32 * j + 16));
+                    _mm512_storeu_ps(d, x0);
+                    _mm512_storeu_ps(d.add(16), x1);
+                    d = d.add(32 * kc);
+                }
+            }
+        }
+    }
+
+    /// One depth step of the 6×32 kernel: two B vectors, six broadcasts of A,
+    /// twelve multiply-adds.
+    ///
+    /// # Safety
+    /// AVX-512F; `a` valid for 6 reads, `b` for 32.
+    #[inline(always)]
+    unsafe fn step512(acc: &mut [[__m512; 2]; 6], a: *const f32, b: *const f32) {
+        // SAFETY: see the function's contract.
+        unsafe {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm512_set1_ps(*a.add(r));
+                row[0] = _mm512_fmadd_ps(ar, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ar, b1, row[1]);
+            }
+        }
+    }
+
     /// One depth step of the 6×16 kernel: two B vectors, six broadcasts of A,
     /// twelve multiply-adds.
     ///
@@ -181,8 +302,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn native_kernel_matches_a_naive_product() {
-        let Some(k) = detect() else { return };
+    fn native_kernels_match_a_naive_product() {
+        for k in available() {
+            kernel_matches_a_naive_product(k);
+        }
+    }
+
+    fn kernel_matches_a_naive_product(k: NativeKernel) {
         let kc = 37;
         let a: Vec<f32> = (0..kc * k.mr)
             .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
@@ -202,7 +328,8 @@ mod tests {
                         .sum::<f32>();
                 assert!(
                     (c[r * ldc + j] - want).abs() < 1e-4 * want.abs().max(1.0),
-                    "{r},{j}"
+                    "{}: {r},{j}",
+                    k.name
                 );
             }
             assert!(
@@ -213,8 +340,13 @@ mod tests {
     }
 
     #[test]
-    fn native_packing_places_every_row_piece_in_its_panel() {
-        let Some(k) = detect() else { return };
+    fn native_packings_place_every_row_piece_in_its_panel() {
+        for k in available() {
+            packing_places_every_row_piece_in_its_panel(k);
+        }
+    }
+
+    fn packing_places_every_row_piece_in_its_panel(k: NativeKernel) {
         let (kc, panels, ld) = (5, 3, 3 * k.nr + 7);
         let src: Vec<f32> = (0..kc * ld).map(|i| i as f32).collect();
         let mut dst = vec![-1.0f32; panels * kc * k.nr + 1];
