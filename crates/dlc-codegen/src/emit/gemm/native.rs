@@ -81,219 +81,152 @@ pub fn available() -> Vec<NativeKernel> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// 6×16 AVX2/FMA micro-kernel: 12 ymm accumulators, 2 ymm for B, 1 broadcast.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; the pointers must be valid for the
-    /// accesses described in the module docs.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe extern "C" fn kernel_6x16_avx2(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: u64,
-    ) {
-        // SAFETY: the caller guarantees the accesses (see the module contract).
-        unsafe {
-            // Fetch the C tile while the depth loop runs: its rows are `ldc`
-            // apart (often a multiple of 4 KiB) and usually outside L1/L2.
-            for r in 0..6 {
-                let p = c.add(r * ldc);
-                _mm_prefetch::<_MM_HINT_T0>(p.cast());
-                _mm_prefetch::<_MM_HINT_T0>(p.add(15).cast());
-            }
-            let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-            let (mut a, mut b) = (a, b);
-            for _ in 0..kc / 4 {
-                for u in 0..4 {
-                    step(&mut acc, a.add(6 * u), b.add(16 * u));
+    /// Defines a 6-row micro-kernel of two vectors per row (`nr = 2 · lanes`),
+    /// its depth step and its B packing, for one vector width: the AVX2 and
+    /// AVX-512 tiers are the same code over different intrinsics.
+    macro_rules! micro_kernel {
+        (
+            $(#[$doc:meta])*
+            kernel $kernel:ident, pack $pack:ident, step $step:ident,
+            feature $feature:literal, vector $v:ty, lanes $w:literal,
+            zero $zero:ident, load $load:ident, store $store:ident,
+            add $add:ident, fma $fma:ident, set1 $set1:ident $(,)?
+        ) => {
+            $(#[$doc])*
+            ///
+            /// The depth loop is unrolled by 4; the C tile is prefetched on
+            /// entry and all of it is loaded before any of it is stored.
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU must support `", $feature, "`; the pointers must be")]
+            /// valid for the accesses described in the module docs.
+            #[target_feature(enable = $feature)]
+            pub unsafe extern "C" fn $kernel(
+                kc: usize,
+                a: *const f32,
+                b: *const f32,
+                c: *mut f32,
+                ldc: usize,
+                accumulate: u64,
+            ) {
+                const NR: usize = 2 * $w;
+                // SAFETY: the caller guarantees the accesses (see the module contract).
+                unsafe {
+                    // Fetch the C tile while the depth loop runs: its rows are
+                    // `ldc` apart (often a multiple of 4 KiB) and usually
+                    // outside L1/L2.
+                    for r in 0..6 {
+                        let p = c.add(r * ldc);
+                        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+                        _mm_prefetch::<_MM_HINT_T0>(p.add(NR - 1).cast());
+                    }
+                    let mut acc = [[$zero(); 2]; 6];
+                    let (mut a, mut b) = (a, b);
+                    for _ in 0..kc / 4 {
+                        for u in 0..4 {
+                            $step(&mut acc, a.add(6 * u), b.add(NR * u));
+                        }
+                        a = a.add(24);
+                        b = b.add(4 * NR);
+                    }
+                    for _ in 0..kc % 4 {
+                        $step(&mut acc, a, b);
+                        a = a.add(6);
+                        b = b.add(NR);
+                    }
+                    // Every load of C before any store: a store to row `r`
+                    // followed by a load of row `r + 1`, 4 KiB apart, would
+                    // look like a dependency to the CPU (4K aliasing) and
+                    // stall the load.
+                    if accumulate != 0 {
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            let p = c.add(r * ldc);
+                            row[0] = $add($load(p), row[0]);
+                            row[1] = $add($load(p.add($w)), row[1]);
+                        }
+                    }
+                    for (r, row) in acc.iter().enumerate() {
+                        let p = c.add(r * ldc);
+                        $store(p, row[0]);
+                        $store(p.add($w), row[1]);
+                    }
                 }
-                a = a.add(24);
-                b = b.add(64);
             }
-            for _ in 0..kc % 4 {
-                step(&mut acc, a, b);
-                a = a.add(6);
-                b = b.add(16);
-            }
-            // Every load of C before any store: a store to row `r` followed by a
-            // load of row `r + 1`, 4 KiB apart, would look like a dependency
-            // to the CPU (4K aliasing) and stall the load.
-            if accumulate != 0 {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let p = c.add(r * ldc);
-                    row[0] = _mm256_add_ps(_mm256_loadu_ps(p), row[0]);
-                    row[1] = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), row[1]);
+
+            /// Packs rows of B into panels of two vectors (the contract of
+            /// [`NativeKernel::pack_b_rows`](super::NativeKernel)), reading
+            /// each row contiguously and prefetching the row after the next:
+            /// every row of a large B block is a page of its own, where the
+            /// hardware prefetcher stops.
+            ///
+            /// # Safety
+            #[doc = concat!("`", $feature, "`; `src` valid for reads of `kc` rows of `nr·panels`")]
+            /// floats `ld` apart, `dst` for writes of `nr·panels·kc` floats.
+            #[target_feature(enable = $feature)]
+            pub unsafe extern "C" fn $pack(
+                kc: usize,
+                panels: usize,
+                src: *const f32,
+                ld: usize,
+                dst: *mut f32,
+            ) {
+                const NR: usize = 2 * $w;
+                // SAFETY: the caller guarantees the accesses; prefetches never
+                // fault and their addresses are formed with wrapping arithmetic.
+                unsafe {
+                    for p in 0..kc {
+                        let row = src.add(p * ld);
+                        let ahead = row.wrapping_add(2 * ld);
+                        let mut d = dst.add(NR * p);
+                        for j in 0..panels {
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(NR * j).cast());
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(NR * j + NR - 1).cast());
+                            let x0 = $load(row.add(NR * j));
+                            let x1 = $load(row.add(NR * j + $w));
+                            $store(d, x0);
+                            $store(d.add($w), x1);
+                            d = d.add(NR * kc);
+                        }
+                    }
                 }
             }
-            for (r, row) in acc.iter().enumerate() {
-                let p = c.add(r * ldc);
-                _mm256_storeu_ps(p, row[0]);
-                _mm256_storeu_ps(p.add(8), row[1]);
+
+            /// One depth step: two B vectors, six broadcasts of A (folded into
+            /// the multiply-adds as memory operands), twelve multiply-adds.
+            ///
+            /// # Safety
+            /// As the kernel; `a` valid for 6 reads, `b` for two vectors.
+            #[inline(always)]
+            unsafe fn $step(acc: &mut [[$v; 2]; 6], a: *const f32, b: *const f32) {
+                // SAFETY: see the function's contract.
+                unsafe {
+                    let b0 = $load(b);
+                    let b1 = $load(b.add($w));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let ar = $set1(*a.add(r));
+                        row[0] = $fma(ar, b0, row[0]);
+                        row[1] = $fma(ar, b1, row[1]);
+                    }
+                }
             }
-        }
+        };
     }
 
-    /// Packs rows of B into 16-column panels (the contract of
-    /// [`NativeKernel::pack_b_rows`](super::NativeKernel)), reading each row
-    /// contiguously and prefetching the row after the next: every row of a
-    /// large B block is a page of its own, where the hardware prefetcher stops.
-    ///
-    /// # Safety
-    /// AVX; `src` valid for reads of `kc` rows of `16·panels` floats `ld`
-    /// apart, `dst` for writes of `16·panels·kc` floats.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe extern "C" fn pack_b_rows_16_avx(
-        kc: usize,
-        panels: usize,
-        src: *const f32,
-        ld: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: the caller guarantees the accesses; prefetches never fault
-        // and their addresses are formed with wrapping arithmetic.
-        unsafe {
-            for p in 0..kc {
-                let row = src.add(p * ld);
-                let ahead = row.wrapping_add(2 * ld);
-                let mut d = dst.add(16 * p);
-                for j in 0..panels {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * j).cast());
-                    let x0 = _mm256_loadu_ps(row.add(16 * j));
-                    let x1 = _mm256_loadu_ps(row.add(16 * j + 8));
-                    _mm256_storeu_ps(d, x0);
-                    _mm256_storeu_ps(d.add(8), x1);
-                    d = d.add(16 * kc);
-                }
-            }
-        }
+    micro_kernel! {
+        /// 6×16 AVX2/FMA micro-kernel: 12 ymm accumulators, 2 ymm for B, 1 broadcast.
+        kernel kernel_6x16_avx2, pack pack_b_rows_16_avx, step step_avx2,
+        feature "avx2,fma", vector __m256, lanes 8,
+        zero _mm256_setzero_ps, load _mm256_loadu_ps, store _mm256_storeu_ps,
+        add _mm256_add_ps, fma _mm256_fmadd_ps, set1 _mm256_set1_ps,
     }
 
-    /// 6×32 AVX-512 micro-kernel: 12 zmm accumulators, 2 zmm for B, the six A
-    /// elements broadcast from memory into the multiply-adds.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; the pointers must be valid for the
-    /// accesses described in the module docs.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe extern "C" fn kernel_6x32_avx512(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: u64,
-    ) {
-        // SAFETY: the caller guarantees the accesses (see the module contract).
-        unsafe {
-            for r in 0..6 {
-                let p = c.add(r * ldc);
-                _mm_prefetch::<_MM_HINT_T0>(p.cast());
-                _mm_prefetch::<_MM_HINT_T0>(p.add(31).cast());
-            }
-            let mut acc = [[_mm512_setzero_ps(); 2]; 6];
-            let (mut a, mut b) = (a, b);
-            for _ in 0..kc / 4 {
-                for u in 0..4 {
-                    step512(&mut acc, a.add(6 * u), b.add(32 * u));
-                }
-                a = a.add(24);
-                b = b.add(128);
-            }
-            for _ in 0..kc % 4 {
-                step512(&mut acc, a, b);
-                a = a.add(6);
-                b = b.add(32);
-            }
-            // Loads of C before any store, as in the AVX2 kernel (4K aliasing).
-            if accumulate != 0 {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let p = c.add(r * ldc);
-                    row[0] = _mm512_add_ps(_mm512_loadu_ps(p), row[0]);
-                    row[1] = _mm512_add_ps(_mm512_loadu_ps(p.add(16)), row[1]);
-                }
-            }
-            for (r, row) in acc.iter().enumerate() {
-                let p = c.add(r * ldc);
-                _mm512_storeu_ps(p, row[0]);
-                _mm512_storeu_ps(p.add(16), row[1]);
-            }
-        }
-    }
-
-    /// Packs rows of B into 32-column panels (the contract of
-    /// [`NativeKernel::pack_b_rows`](super::NativeKernel)), like
-    /// [`pack_b_rows_16_avx`] with 512-bit moves.
-    ///
-    /// # Safety
-    /// AVX-512F; `src` valid for reads of `kc` rows of `32·panels` floats `ld`
-    /// apart, `dst` for writes of `32·panels·kc` floats.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe extern "C" fn pack_b_rows_32_avx512(
-        kc: usize,
-        panels: usize,
-        src: *const f32,
-        ld: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: the caller guarantees the accesses; prefetches never fault
-        // and their addresses are formed with wrapping arithmetic.
-        unsafe {
-            for p in 0..kc {
-                let row = src.add(p * ld);
-                let ahead = row.wrapping_add(2 * ld);
-                let mut d = dst.add(32 * p);
-                for j in 0..panels {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(32 * j).cast());
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(32 * j + 16).cast());
-                    let x0 = _mm512_loadu_ps(row.add(32 * j));
-                    let x1 = _mm512_loadu_ps(row.add(32 * j + 16));
-                    _mm512_storeu_ps(d, x0);
-                    _mm512_storeu_ps(d.add(16), x1);
-                    d = d.add(32 * kc);
-                }
-            }
-        }
-    }
-
-    /// One depth step of the 6×32 kernel: two B vectors, six broadcasts of A,
-    /// twelve multiply-adds.
-    ///
-    /// # Safety
-    /// AVX-512F; `a` valid for 6 reads, `b` for 32.
-    #[inline(always)]
-    unsafe fn step512(acc: &mut [[__m512; 2]; 6], a: *const f32, b: *const f32) {
-        // SAFETY: see the function's contract.
-        unsafe {
-            let b0 = _mm512_loadu_ps(b);
-            let b1 = _mm512_loadu_ps(b.add(16));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm512_set1_ps(*a.add(r));
-                row[0] = _mm512_fmadd_ps(ar, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(ar, b1, row[1]);
-            }
-        }
-    }
-
-    /// One depth step of the 6×16 kernel: two B vectors, six broadcasts of A,
-    /// twelve multiply-adds.
-    ///
-    /// # Safety
-    /// AVX2 and FMA; `a` valid for 6 reads, `b` for 16.
-    #[inline(always)]
-    unsafe fn step(acc: &mut [[__m256; 2]; 6], a: *const f32, b: *const f32) {
-        // SAFETY: see the function's contract.
-        unsafe {
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm256_broadcast_ss(&*a.add(r));
-                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
-            }
-        }
+    micro_kernel! {
+        /// 6×32 AVX-512 micro-kernel: 12 zmm accumulators, 2 zmm for B, the
+        /// six A elements broadcast from memory into the multiply-adds.
+        kernel kernel_6x32_avx512, pack pack_b_rows_32_avx512, step step_avx512,
+        feature "avx512f", vector __m512, lanes 16,
+        zero _mm512_setzero_ps, load _mm512_loadu_ps, store _mm512_storeu_ps,
+        add _mm512_add_ps, fma _mm512_fmadd_ps, set1 _mm512_set1_ps,
     }
 }
 
